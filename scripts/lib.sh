@@ -1,0 +1,40 @@
+# shellcheck shell=bash
+# Shared helpers for switchyard's scripts: logging, prerequisites, the project venv.
+# Source it: `. "$(dirname "$0")/lib.sh"`.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${SWITCHYARD_VENV:-$ROOT/.venv}
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ensure_apt COMMAND PACKAGE: install PACKAGE from Debian when COMMAND is missing.
+ensure_apt() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    [ "$(id -u)" = 0 ] || die "$1 is missing: install it with 'sudo apt-get install -y $2'"
+    log "installing $2 (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
+}
+
+ensure_redis() { ensure_apt redis-server redis-server; }
+
+# ensure_venv: the project venv with every pin in scripts/requirements.txt,
+# reinstalled only when that file changes.
+ensure_venv() {
+    local req="$ROOT/scripts/requirements.txt" stamp="$VENV/.requirements.sha"
+    command -v python3 >/dev/null 2>&1 || die "python3 is missing: apt-get install -y python3 python3-venv"
+    [ -x "$VENV/bin/python" ] || { log "creating venv $VENV"; python3 -m venv "$VENV"; }
+    local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "installing Python tools into $VENV (scripts/requirements.txt)"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+        echo "$want" >"$stamp"
+    fi
+}
+
+# free_port: an unused TCP port on 127.0.0.1, chosen by the kernel.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
