@@ -1,3 +1,47 @@
-fn main() {
-    println!("Hello, world!");
+//! The `switchyard` binary: parse the command line, start telemetry, run the command, and turn
+//! an error into a message and a non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchyard::cli::{Cli, Command, ServeArgs};
+use switchyard::{App, Config, signals, telemetry};
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match Config::try_from(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("switchyard: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchyard: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = signals::shutdown_requested()?;
+        App::build(config).await?.run_until_stopped(shutdown).await
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("switchyard: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,132 @@
+//! The composition root: build the state, bind, serve with the heartbeat running, and on the
+//! shutdown trigger drain (readiness 503, spread 1001s, bounded wait) before stopping.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Shared};
+use crate::store::SessionStore;
+use crate::{heartbeat, http};
+
+/// A bound, ready-to-run server.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// How the drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections open when the drain began.
+    pub connections: usize,
+    /// Sessions still running at DRAIN_TIMEOUT_SECS, cut without a goodbye.
+    pub cut: usize,
+}
+
+impl App {
+    /// Builds the store and binds the listener (PORT 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (BIND, PORT)", config.addr))?;
+        let store =
+            SessionStore::build(&config.store, config.session_ttl).context("invalid REDIS_URL")?;
+        let metrics = Arc::new(Metrics::new(config.color));
+        let hub = Arc::new(Hub::new(
+            config.limits.max_connections,
+            Arc::clone(&metrics),
+        ));
+        let state = AppState::new(Shared {
+            config,
+            store,
+            hub,
+            lifecycle: Lifecycle::default(),
+            metrics,
+        });
+        Ok(App { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<DrainReport> {
+        let App { listener, state } = self;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat::run(
+            Arc::clone(&state.hub),
+            Arc::clone(&state.metrics),
+            state.config.heartbeat_interval,
+            stop.clone(),
+        ));
+        let server = axum::serve(listener, http::router(state.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+        tracing::info!(%addr, color = state.config.color.as_str(), version = env!("CARGO_PKG_VERSION"), "listening");
+
+        shutdown.await;
+        let report = drain(&state).await;
+        stop.cancel();
+        server
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
+        heartbeat.await.context("heartbeat task failed")?;
+        tracing::info!(
+            connections = report.connections,
+            cut = report.cut,
+            "stopped"
+        );
+        Ok(report)
+    }
+}
+
+/// Readiness and upgrades turn 503 at once; every connection is told to close, spread over
+/// DRAIN_SPREAD_MS; the wait for them is bounded by DRAIN_TIMEOUT_SECS.
+async fn drain(state: &AppState) -> DrainReport {
+    state.lifecycle.begin_drain();
+    state.metrics.set_draining();
+    let connections = state.hub.active();
+    let config = &state.config;
+    tracing::info!(
+        connections,
+        spread_ms = config.drain_spread.as_millis() as u64,
+        timeout_s = config.drain_timeout.as_secs(),
+        "draining"
+    );
+    let sessions = state.lifecycle.sessions();
+    let all_closed = async {
+        tokio::join!(
+            state.hub.notify_spread(config.drain_spread),
+            sessions.wait()
+        );
+    };
+    let cut = match tokio::time::timeout(config.drain_timeout, all_closed).await {
+        Ok(()) => 0,
+        Err(_) => {
+            tracing::warn!(
+                remaining = sessions.len(),
+                "drain timeout: cutting the remaining connections"
+            );
+            sessions.len()
+        }
+    };
+    DrainReport { connections, cut }
+}

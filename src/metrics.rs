@@ -1,0 +1,262 @@
+//! Prometheus metrics: every family in this instance's own Registry, one method per event.
+//! Label values are resolved once at start-up so the hot path touches only atomics.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::config::Color;
+use crate::ws::close::CloseReason;
+use crate::ws::reject::Rejection;
+
+/// What became of one client message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageResult {
+    Counted,
+    Duplicate,
+    Failed,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    connections_active: IntGauge,
+    connections_opened: IntCounter,
+    closed: Vec<(CloseReason, IntCounter)>,
+    rejected: Vec<(Rejection, IntCounter)>,
+    counted: IntCounter,
+    duplicate: IntCounter,
+    failed: IntCounter,
+    message_duration: Histogram,
+    heartbeat_fanout: Histogram,
+    sessions_created: IntCounter,
+    sessions_resumed: IntCounter,
+    redis_errors: IntCounter,
+    draining: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+impl Metrics {
+    pub fn new(color: Color) -> Self {
+        let registry = Registry::new_custom(Some("switchyard".into()), None).expect("valid prefix");
+        let r = &registry;
+        let build = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new("build_info", "Build and deployment of this instance"),
+                &["color", "version"],
+            )
+            .expect("valid"),
+        );
+        build
+            .with_label_values(&[color.as_str(), env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let closed_vec = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "connections_closed_total",
+                    "WebSocket connections closed, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+        );
+        let rejected_vec = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "upgrades_rejected_total",
+                    "WebSocket upgrades refused, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid"),
+        );
+        let messages = register(
+            r,
+            IntCounterVec::new(
+                Opts::new("messages_total", "Client messages, by result"),
+                &["result"],
+            )
+            .expect("valid"),
+        );
+        let sessions = register(
+            r,
+            IntCounterVec::new(
+                Opts::new("sessions_total", "Sessions opened, created or resumed"),
+                &["kind"],
+            )
+            .expect("valid"),
+        );
+        Metrics {
+            connections_active: register(
+                r,
+                IntGauge::new("connections_active", "Open WebSocket connections").expect("valid"),
+            ),
+            connections_opened: register(
+                r,
+                IntCounter::new("connections_opened_total", "WebSocket connections opened")
+                    .expect("valid"),
+            ),
+            closed: CloseReason::ALL
+                .iter()
+                .map(|&reason| (reason, closed_vec.with_label_values(&[reason.label()])))
+                .collect(),
+            rejected: Rejection::ALL
+                .iter()
+                .map(|&why| (why, rejected_vec.with_label_values(&[why.code()])))
+                .collect(),
+            counted: messages.with_label_values(&["counted"]),
+            duplicate: messages.with_label_values(&["duplicate"]),
+            failed: messages.with_label_values(&["failed"]),
+            message_duration: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "message_duration_seconds",
+                        "From a client message read to its reply sent",
+                    )
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 1.0,
+                    ]),
+                )
+                .expect("valid"),
+            ),
+            heartbeat_fanout: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "heartbeat_fanout_seconds",
+                        "From a heartbeat's broadcast to its last delivery to a socket",
+                    )
+                    .buckets(vec![
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    ]),
+                )
+                .expect("valid"),
+            ),
+            sessions_created: sessions.with_label_values(&["created"]),
+            sessions_resumed: sessions.with_label_values(&["resumed"]),
+            redis_errors: register(
+                r,
+                IntCounter::new("redis_errors_total", "Failed store calls").expect("valid"),
+            ),
+            draining: register(
+                r,
+                IntGauge::new("draining", "1 while this instance drains").expect("valid"),
+            ),
+            registry,
+        }
+    }
+
+    /// A place in the hub was taken (an upgrade under way or a session open).
+    pub fn connection_registered(&self) {
+        self.connections_active.inc();
+    }
+
+    pub fn connection_unregistered(&self) {
+        self.connections_active.dec();
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_opened.inc();
+    }
+
+    pub fn connection_closed(&self, reason: CloseReason) {
+        if let Some((_, counter)) = self.closed.iter().find(|(r, _)| *r == reason) {
+            counter.inc();
+        }
+    }
+
+    pub fn upgrade_rejected(&self, why: Rejection) {
+        if let Some((_, counter)) = self.rejected.iter().find(|(r, _)| *r == why) {
+            counter.inc();
+        }
+    }
+
+    pub fn session_opened(&self, resumed: bool) {
+        if resumed {
+            &self.sessions_resumed
+        } else {
+            &self.sessions_created
+        }
+        .inc();
+    }
+
+    pub fn message_handled(&self, result: MessageResult, took: Duration) {
+        match result {
+            MessageResult::Counted => self.counted.inc(),
+            MessageResult::Duplicate => self.duplicate.inc(),
+            MessageResult::Failed => self.failed.inc(),
+        }
+        self.message_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn store_failed(&self) {
+        self.redis_errors.inc();
+    }
+
+    pub fn heartbeat_fanned_out(&self, took: Duration) {
+        self.heartbeat_fanout.observe(took.as_secs_f64());
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.set(1);
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut out = Vec::with_capacity(8 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_in_the_design_is_exposed() {
+        let metrics = Metrics::new(Color::Green);
+        metrics.connection_registered();
+        metrics.connection_opened();
+        metrics.connection_closed(CloseReason::Draining);
+        metrics.connection_unregistered();
+        metrics.message_handled(MessageResult::Counted, Duration::from_millis(1));
+        let text = metrics.render();
+        for family in [
+            "switchyard_connections_active 0",
+            "switchyard_connections_opened_total 1",
+            "switchyard_connections_closed_total{reason=\"draining\"} 1",
+            "switchyard_messages_total{result=\"counted\"} 1",
+            "switchyard_message_duration_seconds_count 1",
+            "switchyard_heartbeat_fanout_seconds_count 0",
+            "switchyard_sessions_total{kind=\"created\"} 0",
+            "switchyard_redis_errors_total 0",
+            "switchyard_draining 0",
+            "switchyard_upgrades_rejected_total{reason=\"draining\"} 0",
+            "switchyard_build_info{color=\"green\"",
+        ] {
+            assert!(text.contains(family), "missing {family} in\n{text}");
+        }
+    }
+}

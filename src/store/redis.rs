@@ -1,0 +1,195 @@
+//! The Redis backend: `session:{<uuid>}` hashes, the apply and open scripts loaded once,
+//! every call bounded by REDIS_TIMEOUT_MS.
+//!
+//! All sessions share one multiplexed connection so that concurrent calls from many sockets
+//! are pipelined on one Redis socket. deadpool-redis creates (and health-checks) that
+//! connection with bounded timeouts; a connection that fails or times out is dropped, so the
+//! next call builds a fresh one and recovery after a Redis restart needs no restart here.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
+use redis::aio::MultiplexedConnection;
+use redis::{RedisResult, Script};
+use uuid::Uuid;
+
+use super::{Applied, Opened, StoreError, session_key};
+
+/// The shared connection and the generation it belongs to.
+type Shared = Option<(u64, MultiplexedConnection)>;
+
+pub struct RedisStore {
+    /// Creates connections with connect/create timeouts.
+    pool: Pool,
+    /// The connection every call uses; `None` after a failure until the next call rebuilds it.
+    shared: Mutex<Shared>,
+    /// Held while one caller rebuilds the connection, so an outage is not met with a stampede.
+    rebuilding: tokio::sync::Mutex<u64>,
+    timeout: Duration,
+    ttl_secs: u64,
+    apply: Script,
+    open: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("timeout", &self.timeout)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
+}
+
+impl RedisStore {
+    pub fn new(url: &str, timeout: Duration, ttl: Duration) -> Result<Self, StoreError> {
+        let pool = PoolConfig::from_url(url)
+            .builder()
+            .map_err(|e| StoreError::Pool(e.to_string()))?
+            .max_size(2)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(RedisStore {
+            pool,
+            shared: Mutex::new(None),
+            rebuilding: tokio::sync::Mutex::new(0),
+            timeout,
+            ttl_secs: ttl.as_secs().max(1),
+            apply: Script::new(include_str!("apply.lua")),
+            open: Script::new(include_str!("open.lua")),
+        })
+    }
+
+    fn current(&self) -> Shared {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), StoreError> {
+        if let Some(shared) = self.current() {
+            return Ok(shared);
+        }
+        let mut generation = self.rebuilding.lock().await;
+        if let Some(shared) = self.current() {
+            return Ok(shared);
+        }
+        let pooled = tokio::time::timeout(self.timeout, self.pool.get())
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        *generation += 1;
+        let shared = (*generation, Connection::take(pooled));
+        *self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(shared.clone());
+        Ok(shared)
+    }
+
+    fn discard(&self, generation: u64) {
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shared.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *shared = None;
+        }
+    }
+
+    /// Runs one call on the shared connection within the deadline; a failed connection is discarded.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let (generation, connection) = self.connection().await?;
+        match tokio::time::timeout(self.timeout, call(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if error.is_io_error()
+                    || error.is_connection_dropped()
+                    || error.is_unrecoverable_error()
+                {
+                    self.discard(generation);
+                }
+                Err(error.into())
+            }
+            Err(_) => {
+                self.discard(generation);
+                Err(StoreError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    pub async fn open(&self, requested: Option<Uuid>) -> Result<Opened, StoreError> {
+        if let Some(id) = requested {
+            let key = session_key(id);
+            let count: Option<u64> = self
+                .call(|mut c| async move {
+                    self.open
+                        .key(key)
+                        .arg(self.ttl_secs)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            if let Some(count) = count {
+                return Ok(Opened {
+                    id,
+                    count,
+                    resumed: true,
+                });
+            }
+        }
+        let id = Uuid::new_v4();
+        let key = session_key(id);
+        let () = self
+            .call(|mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .hset_nx(&key, "count", 0)
+                    .ignore()
+                    .expire(&key, self.ttl_secs as i64)
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Opened {
+            id,
+            count: 0,
+            resumed: false,
+        })
+    }
+
+    pub async fn apply(&self, id: Uuid, seq: Option<i64>) -> Result<Applied, StoreError> {
+        let key = session_key(id);
+        let seq = seq.map(|s| s.to_string()).unwrap_or_default();
+        let (count, duplicate): (u64, u8) = self
+            .call(|mut c| async move {
+                self.apply
+                    .key(key)
+                    .arg(self.ttl_secs)
+                    .arg(seq)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Applied {
+            count,
+            duplicate: duplicate == 1,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
+            .await
+    }
+}

@@ -1,0 +1,233 @@
+//! One connection's life in one task that owns its socket: send the session frame, then race
+//! client frames, heartbeats and the drain notice; apply → reply; close with a reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use super::close::CloseReason;
+use super::limits::RateLimit;
+use super::protocol::{self, ErrorCode, ServerFrame};
+use crate::heartbeat::Beat;
+use crate::hub::{Registration, Subscriptions};
+use crate::metrics::MessageResult;
+use crate::state::AppState;
+use crate::store::Opened;
+
+/// How long the server waits for the client's close frame after sending its own.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+
+pub(super) struct Session {
+    state: AppState,
+    opened: Opened,
+    /// Frees this connection's place in the hub when the session ends, however it ends.
+    _registration: Registration,
+    subscriptions: Subscriptions,
+    rate: Option<RateLimit>,
+    /// When the client last sent anything (a frame or a pong).
+    last_heard: Instant,
+    /// Whether it sent anything since the previous heartbeat; if not, the next one carries a ping.
+    heard_since_beat: bool,
+}
+
+impl Session {
+    pub(super) fn new(
+        state: AppState,
+        opened: Opened,
+        registration: Registration,
+        subscriptions: Subscriptions,
+    ) -> Self {
+        let rate = state.config.limits.max_messages_per_sec.map(RateLimit::new);
+        Session {
+            state,
+            opened,
+            _registration: registration,
+            subscriptions,
+            rate,
+            last_heard: Instant::now(),
+            heard_since_beat: true,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut socket: WebSocket) {
+        let metrics = Arc::clone(&self.state.metrics);
+        metrics.connection_opened();
+        metrics.session_opened(self.opened.resumed);
+        let reason = self.serve(&mut socket).await;
+        // Recorded before the goodbye, which may itself take up to SEND_TIMEOUT_MS.
+        metrics.connection_closed(reason);
+        tracing::debug!(session_id = %self.opened.id, reason = reason.label(), "connection closed");
+        self.close(&mut socket, reason).await;
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket) -> CloseReason {
+        let hello = ServerFrame::Session {
+            session_id: self.opened.id,
+            count: self.opened.count,
+            resumed: self.opened.resumed,
+            color: self.state.config.color,
+            heartbeat_ms: u64::try_from(self.state.config.heartbeat_interval.as_millis())
+                .unwrap_or(u64::MAX),
+        };
+        if let Err(reason) = self
+            .send(socket, Message::Text(hello.to_json().into()))
+            .await
+        {
+            return reason;
+        }
+        if *self.subscriptions.drain.borrow_and_update() {
+            return CloseReason::Draining;
+        }
+        let mut beats_open = true;
+        loop {
+            // Each raced future is cancel-safe; a message's store call runs in the branch body,
+            // so a message already read is answered before a drain notice is looked at.
+            let outcome = tokio::select! {
+                frame = socket.recv() => match frame {
+                    None => Err(CloseReason::ClientClosed),
+                    Some(Err(error)) => Err(classify(error)),
+                    Some(Ok(message)) => self.on_frame(socket, message).await,
+                },
+                beat = self.subscriptions.beats.recv(), if beats_open => match beat {
+                    Ok(beat) => self.on_beat(socket, &beat).await,
+                    Err(RecvError::Lagged(_)) => Ok(()),
+                    Err(RecvError::Closed) => { beats_open = false; Ok(()) }
+                },
+                _ = self.subscriptions.drain.changed() => Err(CloseReason::Draining),
+            };
+            if let Err(reason) = outcome {
+                return reason;
+            }
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        message: Message,
+    ) -> Result<(), CloseReason> {
+        self.last_heard = Instant::now();
+        self.heard_since_beat = true;
+        match message {
+            Message::Text(text) => self.on_text(socket, &text).await,
+            Message::Binary(_) => Err(CloseReason::Binary),
+            Message::Close(_) => Err(CloseReason::ClientClosed),
+            // tungstenite answers pings itself; a pong only proves the peer is alive.
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        }
+    }
+
+    async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), CloseReason> {
+        if self.rate.as_mut().is_some_and(|rate| !rate.allow()) {
+            return Err(CloseReason::RateLimited);
+        }
+        let started = Instant::now();
+        let (reply, result) = match protocol::parse(text) {
+            Err(protocol::ProtocolError::InvalidSeq) => (
+                ServerFrame::Error {
+                    code: ErrorCode::InvalidSeq,
+                    seq: None,
+                },
+                MessageResult::Failed,
+            ),
+            Ok(message) => match self.state.store.apply(self.opened.id, message.seq).await {
+                Ok(applied) => (
+                    ServerFrame::Count {
+                        count: applied.count,
+                        seq: message.seq,
+                        duplicate: applied.duplicate,
+                    },
+                    if applied.duplicate {
+                        MessageResult::Duplicate
+                    } else {
+                        MessageResult::Counted
+                    },
+                ),
+                Err(error) => {
+                    tracing::debug!(%error, session_id = %self.opened.id, "message not applied");
+                    self.state.metrics.store_failed();
+                    (
+                        ServerFrame::Error {
+                            code: ErrorCode::StoreUnavailable,
+                            seq: message.seq,
+                        },
+                        MessageResult::Failed,
+                    )
+                }
+            },
+        };
+        self.send(socket, Message::Text(reply.to_json().into()))
+            .await?;
+        self.state
+            .metrics
+            .message_handled(result, started.elapsed());
+        Ok(())
+    }
+
+    async fn on_beat(&mut self, socket: &mut WebSocket, beat: &Beat) -> Result<(), CloseReason> {
+        if self.last_heard.elapsed() > self.state.config.heartbeat_interval * 2 {
+            return Err(CloseReason::DeadPeer);
+        }
+        let ping = !self.heard_since_beat;
+        self.heard_since_beat = false;
+        let frames = async {
+            socket.feed(Message::Text(beat.frame.clone())).await?;
+            if ping {
+                socket.feed(Message::Ping(Default::default())).await?;
+            }
+            socket.flush().await
+        };
+        self.bounded(frames).await?;
+        beat.delivered();
+        Ok(())
+    }
+
+    async fn send(&self, socket: &mut WebSocket, message: Message) -> Result<(), CloseReason> {
+        self.bounded(socket.send(message)).await
+    }
+
+    /// A write that must finish within SEND_TIMEOUT_MS, or the client is too slow.
+    async fn bounded(
+        &self,
+        write: impl Future<Output = Result<(), axum::Error>>,
+    ) -> Result<(), CloseReason> {
+        match tokio::time::timeout(self.state.config.limits.send_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CloseReason::SocketError),
+            Err(_) => Err(CloseReason::SlowClient),
+        }
+    }
+
+    async fn close(&self, socket: &mut WebSocket, reason: CloseReason) {
+        let Some((code, text)) = reason.frame() else {
+            return;
+        };
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(text),
+        }));
+        if self.send(socket, frame).await.is_err() || !reason.awaits_client_close() {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// A read error: a message over MAX_MESSAGE_BYTES, or a broken socket.
+fn classify(error: axum::Error) -> CloseReason {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(error) if matches!(*error, tungstenite::Error::Capacity(_)) => CloseReason::TooBig,
+        _ => CloseReason::SocketError,
+    }
+}
