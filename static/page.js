@@ -31,11 +31,12 @@ function render() {
   $("pending").textContent = String(client.pending);
   $("heartbeat").textContent = client.lastHeartbeat || "–";
   $("reconnects").textContent = String(reconnects);
-  $("attempt").textContent = String(client.attempts);
+  $("attempt").textContent = client.attempts ? `(now on attempt ${client.attempts})` : "";
+  document.title = client.color ? `switchyard · ${client.color} · ${client.state}` : "switchyard";
 }
 
 client.on("state", render);
-client.on("open", ({ attempt }) => log(attempt ? `open (after ${attempt} attempts)` : "open"));
+client.on("open", ({ attempt }) => log(attempt ? `open (attempt ${attempt})` : "open"));
 client.on("session", ({ sessionId, count, resumed, color }) => {
   log(`session ${resumed ? "resumed" : "new"} ${sessionId} on ${color}, count ${count}`);
   render();

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Browser area: unit tests of static/client.js (node --test), then the page in headless
+# Chromium against the real binary and a disposable Redis (tests/browser/page.test.mjs).
+# Installs what is missing (chromium, chromium-driver, redis-server, npm packages),
+# bounds every wait, stops what it started by PID. Artifacts: artifacts/browser/.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+TESTS=$ROOT/tests/browser
+ARTIFACTS=$ROOT/artifacts/browser
+BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
+REDIS_PID=""
+UNIT=skipped
+BROWSER=skipped
+
+stop_started() {
+    # Servers the browser test started and could not stop itself (it was killed): by PID,
+    # and only if that PID is still our binary.
+    local pid
+    for pid in $(cat "$ARTIFACTS/server.pids" 2>/dev/null); do
+        if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$BIN")" ]; then
+            log "stopping leftover server pid $pid"
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
+    if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$REDIS_PID" 2>/dev/null || true
+    fi
+}
+
+summary() {
+    local rc=$?
+    stop_started
+    log "browser tests: unit ${UNIT}, browser ${BROWSER} (artifacts in ${ARTIFACTS#"$ROOT"/})"
+    exit "$rc"
+}
+trap summary EXIT
+
+ensure_node() {
+    command -v node >/dev/null 2>&1 || die "node is missing: apt-get install -y nodejs npm (node >= 20)"
+    local major; major=$(node -p 'process.versions.node.split(".")[0]')
+    [ "$major" -ge 20 ] || die "node $(node --version) is too old: node >= 20 is needed for node --test"
+    command -v npm >/dev/null 2>&1 || die "npm is missing: apt-get install -y npm"
+}
+
+ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        [ "$(id -u)" = 0 ] || die "chromium is missing: sudo apt-get install -y chromium chromium-driver"
+        log "installing chromium and chromium-driver (apt-get)"
+        timeout 120 apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+    CHROMIUM=${CHROMIUM:-$(command -v chromium)}
+    [ -x "$CHROMIUM" ] || die "no Chromium at $CHROMIUM"
+    export CHROMIUM
+}
+
+install_node_packages() {
+    local stamp=$TESTS/node_modules/.package-lock.sha want
+    want=$(sha256sum "$TESTS/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "installing tests/browser node packages (npm ci)"
+        (cd "$TESTS" && timeout 300 npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" >"$stamp"
+    fi
+}
+
+build_binary() {
+    if [ -z "${SWITCHYARD_BIN:-}" ]; then
+        command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (rustup) to build the server"
+        log "building the release binary (cargo build --release)"
+        (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+    fi
+    [ -x "$BIN" ] || die "no server binary at $BIN"
+}
+
+start_redis() {
+    ensure_redis
+    local port; port=$(free_port)
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --logfile "$ARTIFACTS/redis.log" --daemonize no &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
+        kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited; see $ARTIFACTS/redis.log"
+        sleep 0.1
+    done
+    redis-cli -p "$port" ping 2>/dev/null | grep -q PONG || die "redis-server on port $port did not answer within 10 s"
+    export REDIS_URL="redis://127.0.0.1:$port"
+    log "redis-server pid $REDIS_PID on $REDIS_URL"
+}
+
+run_unit_tests() {
+    log "client unit tests (node --test client.test.mjs)"
+    UNIT=failed
+    (cd "$TESTS" && timeout 120 node --test client.test.mjs)
+    UNIT=passed
+}
+
+run_browser_test() {
+    log "page in headless Chromium against $BIN"
+    BROWSER=failed
+    (cd "$TESTS" && SWITCHYARD_BIN=$BIN ARTIFACTS_DIR=$ARTIFACTS timeout 240 node --test page.test.mjs)
+    BROWSER=passed
+}
+
+main() {
+    rm -rf "$ARTIFACTS" && mkdir -p "$ARTIFACTS"
+    ensure_node
+    install_node_packages
+    run_unit_tests
+    ensure_chromium
+    build_binary
+    start_redis
+    run_browser_test
+}
+
+main "$@"
