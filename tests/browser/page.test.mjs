@@ -215,6 +215,7 @@ test("the page resumes its session across a server restart, counting each messag
     await waitFor(page, "state reconnecting", () => document.getElementById("state").textContent !== "open", undefined, 5000);
     // A restart is not instant: the page meets a refused port for a while and backs off.
     await new Promise((r) => setTimeout(r, 1500));
+    await page.screenshot({ path: join(ARTIFACTS, "page-reconnecting.png") });
     const green = new Server("green", port);
     servers.push(green);
     assert.equal(await green.started(), port);
