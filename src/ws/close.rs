@@ -60,17 +60,6 @@ impl CloseReason {
             CloseReason::SocketError => "socket_error",
         }
     }
-
-    /// Whether the server waits for the client's close frame after sending its own.
-    pub fn awaits_client_close(self) -> bool {
-        matches!(
-            self,
-            CloseReason::Draining
-                | CloseReason::Binary
-                | CloseReason::TooBig
-                | CloseReason::RateLimited
-        )
-    }
 }
 
 #[cfg(test)]

@@ -30,8 +30,6 @@ pub(super) struct Session {
     rate: Option<RateLimit>,
     /// When the client last sent anything (a frame or a pong).
     last_heard: Instant,
-    /// Whether it sent anything since the previous heartbeat; if not, the next one carries a ping.
-    heard_since_beat: bool,
 }
 
 impl Session {
@@ -49,7 +47,6 @@ impl Session {
             subscriptions,
             rate,
             last_heard: Instant::now(),
-            heard_since_beat: true,
         }
     }
 
@@ -111,7 +108,6 @@ impl Session {
         message: Message,
     ) -> Result<(), CloseReason> {
         self.last_heard = Instant::now();
-        self.heard_since_beat = true;
         match message {
             Message::Text(text) => self.on_text(socket, &text).await,
             Message::Binary(_) => Err(CloseReason::Binary),
@@ -169,11 +165,13 @@ impl Session {
     }
 
     async fn on_beat(&mut self, socket: &mut WebSocket, beat: &Beat) -> Result<(), CloseReason> {
-        if self.last_heard.elapsed() > self.state.config.heartbeat_interval * 2 {
+        let interval = self.state.config.heartbeat_interval;
+        let silent = self.last_heard.elapsed();
+        if silent > interval * 2 {
             return Err(CloseReason::DeadPeer);
         }
-        let ping = !self.heard_since_beat;
-        self.heard_since_beat = false;
+        // A client heard from within half an interval is alive; any other gets a ping to answer.
+        let ping = silent >= interval / 2;
         let frames = async {
             socket.feed(Message::Text(beat.frame.clone())).await?;
             if ping {
@@ -202,6 +200,8 @@ impl Session {
         }
     }
 
+    /// Sends the close frame and waits for the client's answer, so the frame is not lost to a
+    /// reset; bounded by SEND_TIMEOUT_MS for the frame plus CLOSE_HANDSHAKE for the answer.
     async fn close(&self, socket: &mut WebSocket, reason: CloseReason) {
         let Some((code, text)) = reason.frame() else {
             return;
@@ -210,16 +210,20 @@ impl Session {
             code,
             reason: Utf8Bytes::from_static(text),
         }));
-        if self.send(socket, frame).await.is_err() || !reason.awaits_client_close() {
-            return;
-        }
-        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        let handshake = async {
+            if socket.send(frame).await.is_err() {
+                return;
+            }
             while let Some(Ok(message)) = socket.recv().await {
                 if matches!(message, Message::Close(_)) {
-                    break;
+                    return;
                 }
             }
-        })
+        };
+        let _ = tokio::time::timeout(
+            self.state.config.limits.send_timeout + CLOSE_HANDSHAKE,
+            handshake,
+        )
         .await;
     }
 }

@@ -1,0 +1,112 @@
+//! Every close code of the protocol, provoked for real.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::client::{Frame, url};
+use crate::support::{TestApp, WsClient, metric_reaches, within};
+
+#[tokio::test]
+async fn a_binary_frame_closes_with_1003() {
+    let app = TestApp::spawn(&[]).await;
+    let (mut client, _) = WsClient::open(app.addr, None).await;
+    client
+        .stream
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .expect("send");
+    assert_eq!(client.expect_close().await.0, 1003);
+}
+
+#[tokio::test]
+async fn a_message_over_max_message_bytes_closes_with_1009() {
+    let app = TestApp::spawn(&[("--max-message-bytes", "1024")]).await;
+    let (mut client, _) = WsClient::open(app.addr, None).await;
+    client.send_text(&"x".repeat(1000)).await;
+    assert_eq!(
+        client.next_reply().await["count"],
+        1,
+        "a message under the limit counts"
+    );
+    client.send_text(&"x".repeat(2000)).await;
+    assert_eq!(client.expect_close().await.0, 1009);
+}
+
+#[tokio::test]
+async fn a_client_over_its_message_rate_closes_with_1008() {
+    let app = TestApp::spawn(&[("--max-messages-per-sec", "5")]).await;
+    let (mut client, _) = WsClient::open(app.addr, None).await;
+    for _ in 0..10 {
+        client.send_text("burst").await;
+    }
+    let mut counted = 0;
+    let close = loop {
+        match client.next_frame().await {
+            Frame::Json(frame) if frame["type"] == "count" => counted += 1,
+            Frame::Json(_) => {}
+            Frame::Close(close) => break close,
+            Frame::Ended => panic!("ended without a close frame"),
+        }
+    };
+    assert_eq!(close.map(|(code, _)| code), Some(1008));
+    assert_eq!(counted, 5, "the burst up to the rate is answered");
+}
+
+#[tokio::test]
+async fn a_draining_server_closes_with_1001_draining() {
+    let app = TestApp::spawn(&[]).await;
+    let (mut client, _) = WsClient::open(app.addr, None).await;
+    let closed = tokio::spawn(async move { client.expect_close().await });
+    let report = app.shutdown().await;
+    assert_eq!(closed.await.expect("client"), (1001, "draining".to_owned()));
+    assert_eq!((report.connections, report.cut), (1, 0));
+}
+
+/// A client that stops reading while it floods the server fills the socket buffers; the
+/// server's next write misses SEND_TIMEOUT_MS and the client is closed as too slow.
+#[tokio::test]
+async fn a_client_too_slow_to_read_closes_with_1013() {
+    // The memory store answers fastest, so the buffers fill in a second; the rule is the socket's.
+    let app = TestApp::spawn_with(&[("--store", "memory"), ("--send-timeout-ms", "1500")]).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let tcp = socket.connect(app.addr).await.expect("connect");
+    let (stream, _) = tokio_tungstenite::client_async(url(app.addr, None), tcp)
+        .await
+        .expect("handshake");
+    let (mut sink, mut stream) = stream.split();
+    let flood = tokio::spawn(async move {
+        let frame = Message::text("x".repeat(200));
+        // Stops when the server closes; bounded by the test's wait below either way.
+        while sink.send(frame.clone()).await.is_ok() {}
+    });
+    within(
+        Duration::from_secs(60),
+        "the server to give up on the slow client",
+        metric_reaches(
+            app.addr,
+            "switchyard_connections_closed_total{reason=\"slow_client\"}",
+            1.0,
+        ),
+    )
+    .await;
+    let close = within(
+        Duration::from_secs(30),
+        "the close frame behind the backlog",
+        async {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Close(frame) = message {
+                    return frame.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        },
+    )
+    .await;
+    flood.abort();
+    assert_eq!(close, Some(1013));
+}

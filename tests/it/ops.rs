@@ -1,0 +1,97 @@
+//! Health, readiness, metrics, and configuration errors of the real binary.
+
+use crate::support::binary::run_failing;
+use crate::support::{TestApp, WsClient, metric};
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_when_serving() {
+    let app = TestApp::spawn(&[("--color", "green")]).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.expect("JSON"),
+        serde_json::json!({"status": "ready", "color": "green"})
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let app = TestApp::spawn(&[]).await;
+    let (mut client, session) = WsClient::open(app.addr, None).await;
+    client.send_text("one").await;
+    client.next_reply().await;
+    drop(client);
+    let id = session["session_id"].as_str().expect("id");
+    let (_client, _) = WsClient::open(app.addr, Some(id)).await;
+    assert_eq!(
+        metric(app.addr, "switchyard_sessions_total{kind=\"created\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric(app.addr, "switchyard_sessions_total{kind=\"resumed\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric(app.addr, "switchyard_messages_total{result=\"counted\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric(app.addr, "switchyard_message_duration_seconds_count").await,
+        1.0
+    );
+    assert_eq!(
+        metric(app.addr, "switchyard_connections_opened_total").await,
+        2.0
+    );
+    assert_eq!(
+        metric(
+            app.addr,
+            "switchyard_build_info{color=\"blue\",version=\"0.1.0\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(metric(app.addr, "switchyard_draining").await, 0.0);
+    assert!(metric(app.addr, "switchyard_connections_active").await >= 1.0);
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_security_headers() {
+    let app = TestApp::spawn(&[]).await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .expect("CSP header")
+        .to_str()
+        .expect("ascii");
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        page.text().await.expect("body").contains("client.js")
+            || app.get("/client.js").await.status() == 200
+    );
+    assert_eq!(app.get("/client.js").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_bad_value_stops_start_up_naming_the_variable() {
+    for (variable, value) in [
+        ("PORT", "abc"),
+        ("COLOR", "red"),
+        ("HEARTBEAT_INTERVAL_SECS", "0"),
+        ("MAX_MESSAGE_BYTES", "many"),
+        ("ALLOWED_ORIGINS", "example.com"),
+        ("REDIS_URL", "localhost:6379"),
+        ("LOG_FORMAT", "xml"),
+    ] {
+        let (status, stderr) = run_failing(&[(variable, value)]).await;
+        assert!(!status.success(), "{variable}={value} should stop start-up");
+        assert!(
+            stderr.contains(variable),
+            "the error for {variable}={value} names it: {stderr}"
+        );
+    }
+}

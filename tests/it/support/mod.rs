@@ -1,0 +1,42 @@
+//! The harness: everything a test starts dies with it by ownership; every wait is bounded.
+
+pub(crate) mod app;
+pub(crate) mod binary;
+pub(crate) mod client;
+pub(crate) mod redis;
+pub(crate) mod wait;
+
+pub(crate) use app::TestApp;
+pub(crate) use binary::TestBinary;
+pub(crate) use client::WsClient;
+pub(crate) use redis::TestRedis;
+pub(crate) use wait::within;
+
+use std::net::SocketAddr;
+
+/// The value of one sample line of `/metrics`, e.g. `switchyard_sessions_total{kind="created"}`.
+pub(crate) async fn metric(addr: SocketAddr, sample: &str) -> f64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|value| value.trim().parse().expect("a number"))
+        .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+}
+
+/// Polls `/metrics` until `sample` reaches `at_least` (bounded by `within`'s caller).
+pub(crate) async fn metric_reaches(addr: SocketAddr, sample: &str, at_least: f64) {
+    loop {
+        if metric(addr, sample).await >= at_least {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
