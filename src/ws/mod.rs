@@ -20,7 +20,7 @@ use crate::state::AppState;
 
 /// Read buffer per socket. Small on purpose: an idle connection should cost a few KiB;
 /// larger messages grow the buffer while they are read.
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 256;
 /// Frames are batched up to this size before a write; every send flushes anyway.
 const WRITE_BUFFER_BYTES: usize = 256;
 /// Outbound bytes one socket may hold unsent; a client that lets it fill is too slow.

@@ -83,14 +83,16 @@ impl Session {
         loop {
             // Each raced future is cancel-safe; a message's store call runs in the branch body,
             // so a message already read is answered before a drain notice is looked at.
+            // The bodies are boxed: their state machines (a store call, a bounded write) live
+            // only while they run instead of in every idle connection's task.
             let outcome = tokio::select! {
                 frame = socket.recv() => match frame {
                     None => Err(CloseReason::ClientClosed),
                     Some(Err(error)) => Err(classify(error)),
-                    Some(Ok(message)) => self.on_frame(socket, message).await,
+                    Some(Ok(message)) => Box::pin(self.on_frame(socket, message)).await,
                 },
                 beat = self.subscriptions.beats.recv(), if beats_open => match beat {
-                    Ok(beat) => self.on_beat(socket, &beat).await,
+                    Ok(beat) => Box::pin(self.on_beat(socket, &beat)).await,
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => { beats_open = false; Ok(()) }
                 },
