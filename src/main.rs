@@ -45,3 +45,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     }
 }
+
+/// jemalloc fragments less than glibc's malloc under many small per-connection allocations:
+/// 3.4 instead of 4.4 KiB of RSS per idle connection at 15 000 connections (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
-use redis::{RedisResult, Script};
+use redis::{ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
 use uuid::Uuid;
 
 use super::{Applied, Opened, StoreError, session_key};
@@ -73,9 +73,15 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<(u64, MultiplexedConnection), StoreError> {
-        if let Some(shared) = self.current() {
-            return Ok(shared);
+        match self.current() {
+            Some(shared) => Ok(shared),
+            // Boxed: connecting is rare, and its ~7 KiB state machine would otherwise sit in
+            // every store call's future.
+            None => Box::pin(self.rebuild()).await,
         }
+    }
+
+    async fn rebuild(&self) -> Result<(u64, MultiplexedConnection), StoreError> {
         let mut generation = self.rebuilding.lock().await;
         if let Some(shared) = self.current() {
             return Ok(shared);
@@ -130,15 +136,8 @@ impl RedisStore {
 
     pub async fn open(&self, requested: Option<Uuid>) -> Result<Opened, StoreError> {
         if let Some(id) = requested {
-            let key = session_key(id);
             let count: Option<u64> = self
-                .call(|mut c| async move {
-                    self.open
-                        .key(key)
-                        .arg(self.ttl_secs)
-                        .invoke_async(&mut c)
-                        .await
-                })
+                .eval(&self.open, session_key(id), &[self.ttl_secs.to_string()])
                 .await?;
             if let Some(count) = count {
                 return Ok(Opened {
@@ -170,22 +169,44 @@ impl RedisStore {
     }
 
     pub async fn apply(&self, id: Uuid, seq: Option<i64>) -> Result<Applied, StoreError> {
-        let key = session_key(id);
         let seq = seq.map(|s| s.to_string()).unwrap_or_default();
         let (count, duplicate): (u64, u8) = self
-            .call(|mut c| async move {
-                self.apply
-                    .key(key)
-                    .arg(self.ttl_secs)
-                    .arg(seq)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .eval(
+                &self.apply,
+                session_key(id),
+                &[self.ttl_secs.to_string(), seq],
+            )
             .await?;
         Ok(Applied {
             count,
             duplicate: duplicate == 1,
         })
+    }
+
+    /// EVALSHA of a script on one key. A plain command keeps the hot path's future small
+    /// (redis's `ScriptInvocation` future is ~7 KiB); after a Redis restart has emptied the
+    /// script cache, the script is loaded once and the call retried.
+    async fn eval<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        key: String,
+        args: &[String],
+    ) -> Result<T, StoreError> {
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(script.get_hash()).arg(1).arg(&key).arg(args);
+        self.call(|mut c| async move {
+            match evalsha.query_async(&mut c).await {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    Box::pin(async {
+                        script.load_async(&mut c).await?;
+                        evalsha.query_async(&mut c).await
+                    })
+                    .await
+                }
+                result => result,
+            }
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
