@@ -1,0 +1,49 @@
+"""Smoke test of one color through its direct route: new session, one message, resume.
+
+usage: smoke.py WS_BASE EXPECTED_COLOR   (e.g. ws://127.0.0.1:8080/green green)
+Exit 0 when every step holds, 1 with the failed step otherwise. Every wait is bounded.
+"""
+
+import asyncio
+import json
+import sys
+
+import websockets
+
+TIMEOUT = 5
+
+
+async def frame(ws):
+    while True:
+        data = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if data.get("type") != "heartbeat":
+            return data
+
+
+async def smoke(base, color):
+    async with websockets.connect(f"{base}/ws/chat/", open_timeout=TIMEOUT) as ws:
+        session = await frame(ws)
+        assert session.get("type") == "session", f"first frame is not a session: {session}"
+        assert session.get("color") == color, f"answered by {session.get('color')}, expected {color}"
+        assert session.get("resumed") is False, f"a new session says resumed: {session}"
+        await ws.send(json.dumps({"seq": 1, "text": "smoke"}))
+        reply = await frame(ws)
+        assert reply == {"type": "count", "count": 1, "seq": 1}, f"message not counted: {reply}"
+    sid = session["session_id"]
+    async with websockets.connect(f"{base}/ws/chat/?session_id={sid}", open_timeout=TIMEOUT) as ws:
+        resumed = await frame(ws)
+        assert resumed.get("resumed") is True and resumed.get("count") == 1, f"resume failed: {resumed}"
+
+
+def main():
+    base, color = sys.argv[1], sys.argv[2]
+    try:
+        asyncio.run(smoke(base, color))
+    except Exception as error:  # noqa: BLE001 - any failure is a failed smoke test
+        print(f"smoke test of {color} at {base} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"smoke test of {color} at {base}: new session, message counted, resumed")
+
+
+if __name__ == "__main__":
+    main()

