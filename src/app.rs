@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
+use crate::migrate::MigrationGate;
 use crate::state::{AppState, Shared};
 use crate::store::SessionStore;
 use crate::{heartbeat, http};
@@ -52,6 +53,7 @@ impl App {
             hub,
             lifecycle: Lifecycle::default(),
             metrics,
+            migrations: MigrationGate::default(),
         });
         Ok(App { listener, state })
     }

@@ -17,6 +17,29 @@ pub struct Cli {
 pub enum Command {
     /// Serve WebSocket sessions, health, readiness and metrics until SIGTERM or SIGINT.
     Serve(ServeArgs),
+    /// Apply pending Redis keyspace migrations (migrations/), each once, then exit.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Redis URL (redis://[user:password@]host:port[/db]).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+
+    /// Deadline for connecting to Redis, in milliseconds.
+    #[arg(
+        long,
+        env = "REDIS_TIMEOUT_MS",
+        value_name = "REDIS_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub redis_timeout_ms: u64,
 }
 
 /// Where sessions are kept.

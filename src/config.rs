@@ -218,7 +218,9 @@ mod tests {
         let mut argv = vec!["switchyard", "serve"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Serve(serve) = cli.command;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("the test parses `serve`")
+        };
         Config::try_from(serve).map_err(|e| e.to_string())
     }
 

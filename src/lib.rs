@@ -3,7 +3,8 @@
 //! Dependency direction: `ws::protocol`, `ws::close`, `store` and `config` know nothing of
 //! axum's serving; `hub`, `heartbeat`, `lifecycle` and `metrics` are the shared machinery;
 //! `ws` and `http` depend on `state` and the layers below; only `app` wires everything; only
-//! `main` knows `app` and `cli`.
+//! `main` knows `app` and `cli`. `migrate` is the `switchyard migrate` command and the
+//! readiness gate on it.
 
 pub mod app;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
+pub mod migrate;
 pub mod signals;
 pub mod state;
 pub mod store;

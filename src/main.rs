@@ -4,12 +4,38 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::cli::{Cli, Command, ServeArgs};
+use switchyard::cli::{Cli, Command, MigrateArgs, ServeArgs};
 use switchyard::{App, Config, signals, telemetry};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Migrate(args) => migrate(args),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("switchyard: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        })
+}
+
+fn migrate(args: MigrateArgs) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let timeout = std::time::Duration::from_millis(args.redis_timeout_ms.max(1));
+    match runtime.block_on(switchyard::migrate::run(&args.redis_url, timeout)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchyard migrate: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
+use crate::migrate::MigrationGate;
 use crate::store::SessionStore;
 
 #[derive(Debug, Clone)]
@@ -19,6 +20,7 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     pub lifecycle: Lifecycle,
     pub metrics: Arc<Metrics>,
+    pub migrations: MigrationGate,
 }
 
 impl AppState {

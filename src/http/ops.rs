@@ -16,21 +16,32 @@ pub(super) async fn healthz() -> &'static str {
 /// `/readyz`: 200 when the store answers and the instance is not draining, else 503 and why.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let color = state.config.color;
-    let reason = if state.lifecycle.is_draining() {
-        Some("draining")
-    } else if let Err(error) = state.store.ping().await {
-        tracing::warn!(%error, "not ready: store unavailable");
-        Some("store_unavailable")
-    } else {
-        None
+    let not_ready = |reason: &str, extra: serde_json::Value| {
+        let mut body = json!({ "status": "not_ready", "reason": reason, "color": color });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     };
-    match reason {
-        None => Json(json!({ "status": "ready", "color": color })).into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": reason, "color": color })),
-        )
-            .into_response(),
+    if state.lifecycle.is_draining() {
+        return not_ready("draining", json!({}));
+    }
+    if let Err(error) = state.store.ping().await {
+        tracing::warn!(%error, "not ready: store unavailable");
+        return not_ready("store_unavailable", json!({}));
+    }
+    match state.migrations.pending(&state.store).await {
+        Ok(pending) if pending.is_empty() => {
+            Json(json!({ "status": "ready", "color": color })).into_response()
+        }
+        Ok(pending) => not_ready(
+            "migration_pending",
+            json!({ "pending": pending, "fix": "run `switchyard migrate`" }),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: store unavailable");
+            not_ready("store_unavailable", json!({}))
+        }
     }
 }
 

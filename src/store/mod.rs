@@ -4,6 +4,7 @@
 mod memory;
 mod redis;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -73,6 +74,15 @@ impl SessionStore {
         }
     }
 
+    /// Names of the keyspace migrations recorded as applied; `None` for a store that has no
+    /// keyspace to migrate (memory).
+    pub async fn applied_migrations(&self) -> Result<Option<HashSet<String>>, StoreError> {
+        match self {
+            SessionStore::Redis(store) => store.applied_migrations().await.map(Some),
+            SessionStore::Memory(_) => Ok(None),
+        }
+    }
+
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
@@ -81,6 +91,9 @@ impl SessionStore {
         }
     }
 }
+
+/// The Redis hash recording applied keyspace migrations (field: name, value: when).
+pub const MIGRATIONS_KEY: &str = "switchyard:migrations";
 
 /// The Redis key of a session; the braces make it a cluster hash tag.
 pub fn session_key(id: Uuid) -> String {

@@ -6,16 +6,17 @@
 //! connection with bounded timeouts; a connection that fails or times out is dropped, so the
 //! next call builds a fresh one and recovery after a Redis restart needs no restart here.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
-use redis::{ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
+use redis::{AsyncCommands, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind};
 use uuid::Uuid;
 
-use super::{Applied, Opened, StoreError, session_key};
+use super::{Applied, MIGRATIONS_KEY, Opened, StoreError, session_key};
 
 /// The shared connection and the generation it belongs to.
 type Shared = Option<(u64, MultiplexedConnection)>;
@@ -207,6 +208,11 @@ impl RedisStore {
             }
         })
         .await
+    }
+
+    pub async fn applied_migrations(&self) -> Result<HashSet<String>, StoreError> {
+        self.call(|mut c| async move { c.hkeys(MIGRATIONS_KEY).await })
+            .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@ mod close_codes;
 mod drain;
 mod heartbeat;
 mod messages;
+mod migrations;
 mod ops;
 mod redis_outage;
 mod sessions;

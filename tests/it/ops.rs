@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, and configuration errors of the real binary.
 
-use crate::support::binary::run_failing;
+use crate::support::binary::run_command;
 use crate::support::{TestApp, WsClient, metric};
 
 #[tokio::test]
@@ -87,7 +87,7 @@ async fn a_bad_value_stops_start_up_naming_the_variable() {
         ("REDIS_URL", "localhost:6379"),
         ("LOG_FORMAT", "xml"),
     ] {
-        let (status, stderr) = run_failing(&[(variable, value)]).await;
+        let (status, stderr) = run_command(&["serve"], &[(variable, value)]).await;
         assert!(!status.success(), "{variable}={value} should stop start-up");
         assert!(
             stderr.contains(variable),

@@ -35,8 +35,17 @@ impl TestApp {
         Self::spawn_with_redis(TestRedis::start().await, extra).await
     }
 
-    /// An app on the given Redis, which it keeps.
+    /// An app on the given Redis, migrated, which it keeps.
     pub(crate) async fn spawn_with_redis(redis: TestRedis, extra: &[(&str, &str)]) -> Self {
+        let url = redis.url();
+        switchyard::migrate::run(&url, Duration::from_secs(5))
+            .await
+            .expect("migrations apply");
+        Self::spawn_unmigrated(redis, extra).await
+    }
+
+    /// An app on the given Redis as it is, without running migrations.
+    pub(crate) async fn spawn_unmigrated(redis: TestRedis, extra: &[(&str, &str)]) -> Self {
         let url = redis.url();
         let mut app = Self::spawn_with(&[&[("--redis-url", url.as_str())], extra].concat()).await;
         app.redis = Some(redis);
@@ -56,7 +65,9 @@ impl TestApp {
         {
             argv.extend([*flag, *value]);
         }
-        let Command::Serve(args) = Cli::try_parse_from(argv).expect("valid flags").command;
+        let Command::Serve(args) = Cli::try_parse_from(argv).expect("valid flags").command else {
+            unreachable!("parsed `serve`")
+        };
         let config = Config::try_from(args).expect("valid config");
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();

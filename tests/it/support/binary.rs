@@ -74,22 +74,24 @@ impl TestBinary {
     }
 }
 
-/// Runs the binary with these variables and returns its exit status and standard error,
-/// for start-up failures.
-pub(crate) async fn run_failing(env: &[(&str, &str)]) -> (ExitStatus, String) {
+/// Runs `switchyard ARGS` with these variables; returns its exit status and its output
+/// (stdout then stderr).
+pub(crate) async fn run_command(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     let output = within(
-        Duration::from_secs(10),
-        "switchyard to refuse its configuration",
+        Duration::from_secs(20),
+        "switchyard to finish",
         Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .arg("serve")
+            .args(args)
             .envs(env.iter().copied())
             .kill_on_drop(true)
             .output(),
     )
     .await
     .expect("run switchyard");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status, text)
 }
