@@ -123,6 +123,7 @@ install_build() {
 }
 
 active_color() { cat "$STACK_DIR/active" 2>/dev/null || echo blue; }
+previous_color() { cat "$STACK_DIR/previous" 2>/dev/null; }
 
 # render_dynamic ACTIVE BLUE_URL GREEN_URL: Traefik's dynamic configuration.
 render_dynamic() {
@@ -191,3 +192,61 @@ traefik_routes_to() { [ "$(traefik_active_url)" = "http://127.0.0.1:$1" ]; }
 
 # answers_as COLOR: Traefik's entry point is answered by COLOR.
 answers_as() { curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_PORT/readyz" | grep -q "\"$1\""; }
+
+# ── The steps promote.sh takes, for the local stack (scripts/stack-compose.sh has the
+#    same functions for STACK=compose).
+
+stack_check() { [ -f "$ENV_FILE" ] || die "no stack in $STACK_DIR: run scripts/stack.sh up first"; }
+
+has_previous_build() { [ -x "$STACK_DIR/bin/previous" ]; }
+
+run_migrate() { REDIS_URL="$REDIS_URL" "$SWITCHYARD_BIN" migrate; }
+
+# start_new_color COLOR: (re)starts COLOR on the current build, or on the previous build
+# when ROLLBACK is set, with PROMOTE_ENV's variables.
+start_new_color() {
+    stop_component "$1" "$DRAIN_WAIT"
+    if [ -n "${ROLLBACK:-}" ]; then
+        cp -p "$STACK_DIR/bin/previous" "$STACK_DIR/bin/switchyard-$1"
+    else
+        install_build "$1"
+    fi
+    # shellcheck disable=SC2086 # PROMOTE_ENV is a list of VAR=VALUE words
+    start_color "$1" ${PROMOTE_ENV:-}
+    log "  $1 started on :$(color_port "$1") (pid $(pid_of "$1"))"
+}
+
+color_ready() { http_ok "http://127.0.0.1:$(color_port "$1")/readyz"; }
+
+smoke_base() { echo "ws://127.0.0.1:$TRAEFIK_PORT/$1"; }
+
+traefik_routes_to_color() { traefik_routes_to "$(color_port "$1")"; }
+
+record_active() { echo "$1" >"$STACK_DIR/active"; }
+
+# record_switch OLD NEW: NEW is active; OLD and the build it ran are kept for --rollback.
+record_switch() {
+    echo "$1" >"$STACK_DIR/previous"
+    record_active "$2"
+    cp -p "$STACK_DIR/bin/switchyard-$1" "$STACK_DIR/bin/previous"
+}
+
+stop_color() { stop_component "$1" 10; }
+
+color_log() { echo "$LOG_DIR/$1.log"; }
+
+# drain_color COLOR: SIGTERM, wait for the exit, and require status 0.
+drain_color() {
+    local pid status
+    if ! pid=$(pid_of "$1"); then
+        log "  $1 was not running"
+        return 0
+    fi
+    kill -TERM "$pid"
+    wait_until "$DRAIN_WAIT" "$1 to drain and exit" bash -c "! kill -0 $pid 2>/dev/null"
+    wait_until 5 "$1's exit status" test -s "$STACK_DIR/$1.exit"
+    status=$(cat "$STACK_DIR/$1.exit")
+    rm -f "$STACK_DIR/$1.pid"
+    [ "$status" = 0 ] || { log "  $1 exited with status $status"; return 1; }
+    log "  $1 drained and exited 0"
+}

@@ -22,8 +22,12 @@ step() { # step NAME COMMAND...
 }
 
 print_summary() {
+    local passed failed
+    passed=$(printf '%s\n' "${SUMMARY[@]}" | grep -c '^ok' || true)
+    failed=$(printf '%s\n' "${SUMMARY[@]}" | grep -c '^FAILED' || true)
     log "── summary ($((SECONDS - STARTED)) s)"
     printf '   %s\n' "${SUMMARY[@]}" >&2
+    echo "test steps: $passed passed, $failed failed"
 }
 
 check_prerequisites() {
