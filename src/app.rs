@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use axum::serve::ListenerExt;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -37,8 +38,7 @@ pub struct DrainReport {
 impl App {
     /// Builds the store and binds the listener (PORT 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.addr)
-            .await
+        let listener = listen(config.addr)
             .with_context(|| format!("cannot listen on {} (BIND, PORT)", config.addr))?;
         let store =
             SessionStore::build(&config.store, config.session_ttl).context("invalid REDIS_URL")?;
@@ -78,6 +78,12 @@ impl App {
             state.config.heartbeat_interval,
             stop.clone(),
         ));
+        // Replies are small frames written whole: send them at once.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, http::router(state.clone()))
             .with_graceful_shutdown(stop.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
@@ -98,6 +104,21 @@ impl App {
         );
         Ok(report)
     }
+}
+
+/// Pending connections the kernel queues for accept: deep enough for a reconnect wave (the
+/// kernel caps it at net.core.somaxconn), where tokio's default of 1024 drops SYNs.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Readiness and upgrades turn 503 at once; every connection is told to close, spread over
