@@ -84,8 +84,8 @@ start_traefik() {
         return
     fi
     launch traefik "$TRAEFIK_BIN" "$TRAEFIK_BIN" --configFile="$STACK_DIR/traefik/traefik.yml"
-    wait_until 20 "traefik to answer its ping" http_ok "http://127.0.0.1:$TRAEFIK_API_PORT/ping" ||
-        die "traefik did not start: see $LOG_DIR/traefik.log"
+    wait_until 30 "traefik to answer its ping" http_ok "http://127.0.0.1:$TRAEFIK_API_PORT/ping" ||
+        { tail -n 5 "$LOG_DIR/traefik.log" >&2; die "traefik did not start: see $LOG_DIR/traefik.log"; }
     wait_until 20 "traefik to route to $(active_color)" answers_as "$(active_color)" ||
         die "traefik does not route to $(active_color): see $LOG_DIR/traefik.log"
     log "traefik: http://127.0.0.1:$TRAEFIK_PORT (pid $(pid_of traefik))"

@@ -30,6 +30,7 @@ pub(crate) async fn fanout(common: &Common, beats: usize) -> anyhow::Result<Valu
                     Err(code) => bail!("closed with {code} while waiting for heartbeats"),
                 }
             }
+            seen.remove(0);
             anyhow::Ok(seen)
         }));
     }

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Benchmarks: builds, starts Redis and the server (and a private Traefik stack for promote),
+# runs the load generator's scenarios, and writes BENCHMARKS.md and loadtest/results/*.png.
+# Everything runs on loopback, is bounded in time, and is stopped by PID.
+#
+# usage: scripts/bench.sh [--quick] [SCENARIO...]
+#   --quick    small sizes (÷ 10), about a minute: for checking the script, not for the record
+#   SCENARIO   any of coldstart hold echo fanout resume drain promote (default: all); the
+#              report keeps earlier results of the scenarios not run
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+QUICK=""
+if [ "${1:-}" = --quick ]; then QUICK=--quick; shift; fi
+SCENARIOS=${*:-coldstart hold echo fanout resume drain promote}
+RESULTS=$ROOT/loadtest/results
+LOAD=$ROOT/target/release/switchyard-load
+SERVER=$ROOT/target/release/switchyard
+WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
+REDIS_PID=""
+SERVER_PID=""
+if [ "$QUICK" = --quick ]; then SCALE=10; else SCALE=1; fi
+HOLD_MAX=$((19000 / SCALE))
+
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+    STACK_DIR=$WORK/stack "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+build() {
+    log "building release binaries"
+    cargo build --release --quiet --bin switchyard -p switchyard -p switchyard-load
+}
+
+start_redis() {
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    local deadline=$((SECONDS + 10))
+    until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || die "redis did not start"
+        sleep 0.05
+    done
+    REDIS_URL=redis://127.0.0.1:$REDIS_PORT "$SERVER" migrate >/dev/null
+}
+
+# start_server [VAR=VALUE...]: a fresh server on a free port; waits for /readyz.
+start_server() {
+    PORT=$(free_port)
+    env PORT="$PORT" BIND=127.0.0.1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$@" "$SERVER" serve >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    local deadline=$((SECONDS + 10))
+    until curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz"; do
+        [ $SECONDS -lt $deadline ] || die "server did not become ready"
+        sleep 0.02
+    done
+    URL=ws://127.0.0.1:$PORT/ws/chat/
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# run NAME ARGS...: one generator run, its JSON kept as results/NAME.json.
+run() {
+    local name=$1
+    shift
+    log "── $name: switchyard-load $*"
+    timeout 300 "$LOAD" "$@" >"$RESULTS/$name.json"
+    log "   $(cat "$RESULTS/$name.json")"
+}
+
+cold_start() {
+    log "── cold start to ready (5 runs)"
+    "$VENV/bin/python" - "$SERVER" "redis://127.0.0.1:$REDIS_PORT" >"$RESULTS/coldstart.json" <<'PY'
+import json, os, socket, subprocess, sys, time
+server, redis_url = sys.argv[1], sys.argv[2]
+runs = []
+for _ in range(5):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    env = dict(os.environ, PORT=str(port), BIND="127.0.0.1", REDIS_URL=redis_url)
+    started = time.monotonic()
+    proc = subprocess.Popen([server, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = started + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
+                c.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if c.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            pass
+        time.sleep(0.001)
+    runs.append((time.monotonic() - started) * 1000)
+    proc.terminate(); proc.wait(10)
+print(json.dumps({"scenario": "coldstart", "runs_ms": [round(r, 1) for r in runs], "median_ms": round(sorted(runs)[2], 1)}))
+PY
+    log "   $(cat "$RESULTS/coldstart.json")"
+}
+
+hold_curve() {
+    local n
+    for n in $((1000 / SCALE)) $((5000 / SCALE)) $((10000 / SCALE)) "$HOLD_MAX"; do
+        start_server
+        run "hold-$n" hold --url "$URL" -n "$n" --server-pid "$SERVER_PID" --hold-secs 3 --source-addresses 200
+        stop_server
+    done
+}
+
+echo_runs() {
+    local n
+    for n in 100 $((1000 / SCALE)); do
+        start_server
+        run "echo-$n" echo --url "$URL" -n "$n" --duration-secs $((10 / SCALE + 2))
+        stop_server
+    done
+}
+
+fanout_runs() {
+    local n
+    for n in $((5000 / SCALE)) "$HOLD_MAX"; do
+        start_server HEARTBEAT_INTERVAL_SECS=2
+        run "fanout-$n" fanout --url "$URL" -n "$n" --beats 3 --source-addresses 200
+        stop_server
+    done
+}
+
+resume_run() {
+    start_server
+    run resume-1000 resume --url "$URL" -n 1000
+    stop_server
+}
+
+drain_run() {
+    start_server DRAIN_SPREAD_MS=2000
+    run "drain-$HOLD_MAX" drain --url "$URL" -n "$HOLD_MAX" --server-pid "$SERVER_PID" --source-addresses 200
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    SERVER_PID=""
+    echo "{\"exit_status\": $status}" >"$RESULTS/drain-exit.json"
+    log "   server exit status $status"
+}
+
+promote_run() {
+    local n=$((5000 / SCALE))
+    export STACK_DIR=$WORK/stack
+    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
+        TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 ||
+        { cat "$WORK/stack.log"; die "stack did not come up"; }
+    . "$STACK_DIR/stack.env"
+    run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms 500 \
+        --settle-secs 5 --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
+    grep -E "✓|promoted" "$WORK/promote.log" | sed 's/^/   /' >&2 || true
+    "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
+    unset STACK_DIR
+}
+
+ensure_redis
+ensure_venv
+"$VENV/bin/pip" install -q --disable-pip-version-check matplotlib==3.11.2
+build
+mkdir -p "$RESULTS"
+start_redis
+for scenario in $SCENARIOS; do
+    case "$scenario" in
+        coldstart) cold_start ;;
+        hold) rm -f "$RESULTS"/hold-*.json; hold_curve ;;
+        echo) rm -f "$RESULTS"/echo-*.json; echo_runs ;;
+        fanout) rm -f "$RESULTS"/fanout-*.json; fanout_runs ;;
+        resume) resume_run ;;
+        drain) rm -f "$RESULTS"/drain-*.json; drain_run ;;
+        promote) rm -f "$RESULTS"/promote-*.json; promote_run ;;
+        *) die "unknown scenario '$scenario' (coldstart hold echo fanout resume drain promote)" ;;
+    esac
+done
+"$VENV/bin/python" "$ROOT/scripts/bench_report.py" "$RESULTS" "$ROOT/BENCHMARKS.md" "$QUICK"
+log "wrote BENCHMARKS.md and $RESULTS/rss.png"
