@@ -1,5 +1,7 @@
-//! The one heartbeat broadcaster: each tick serialises the frame once, offers it to every
-//! connection through the hub, and observes how long the previous beat took to reach them all.
+//! The one heartbeat broadcaster: each interval it serialises the frame once, offers it to
+//! every connection through the hub, and observes how long the previous beat took to reach
+//! them all. Half an interval later it sends a liveness probe (pings go out then), so pings
+//! and pongs never compete with the heartbeat's fan-out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +55,15 @@ impl Beat {
     }
 }
 
+/// What the broadcaster offers every connection.
+#[derive(Debug, Clone)]
+pub enum Tick {
+    /// Send this heartbeat.
+    Beat(Arc<Beat>),
+    /// Close the connection if it has been silent too long, ping it if it has been quiet.
+    Probe,
+}
+
 /// `2026-11-22T13:00:00.123Z`: RFC 3339, UTC, milliseconds.
 fn rfc3339_millis(t: OffsetDateTime) -> String {
     format!(
@@ -67,27 +78,35 @@ fn rfc3339_millis(t: OffsetDateTime) -> String {
     )
 }
 
-/// Ticks every `interval` until `stop` is cancelled.
+/// Beats every `interval`, probes half an interval after each beat, until `stop` is cancelled.
 pub async fn run(
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    let half = interval / 2;
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, half);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut previous: Option<Arc<Beat>> = None;
+    let mut beat_next = true;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        if !beat_next {
+            hub.broadcast(Tick::Probe);
+            beat_next = true;
+            continue;
+        }
+        beat_next = false;
         // Observed one interval late, once every connection has had its chance to take it.
         if let Some(took) = previous.take().and_then(|beat| beat.fanout()) {
             metrics.heartbeat_fanned_out(took);
         }
         let beat = Arc::new(Beat::now());
-        hub.broadcast(Arc::clone(&beat));
+        hub.broadcast(Tick::Beat(Arc::clone(&beat)));
         previous = Some(beat);
     }
 }

@@ -9,14 +9,14 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::heartbeat::Beat;
+use crate::heartbeat::Tick;
 use crate::metrics::Metrics;
 
 /// Connections are spread over this many drain buckets, round-robin; the drain releases
 /// occupied buckets one by one across DRAIN_SPREAD_MS.
 const DRAIN_BUCKETS: usize = 128;
 
-/// Heartbeats a lagging connection may miss before it skips to the newest.
+/// Ticks a lagging connection may miss before it skips to the newest.
 const BEAT_BACKLOG: usize = 4;
 
 struct Bucket {
@@ -30,7 +30,7 @@ pub struct Hub {
     active: AtomicUsize,
     next_bucket: AtomicUsize,
     buckets: Box<[Bucket]>,
-    beats: broadcast::Sender<Arc<Beat>>,
+    beats: broadcast::Sender<Tick>,
     metrics: Arc<Metrics>,
 }
 
@@ -50,8 +50,8 @@ pub struct Registration {
 
 /// What a registered connection listens to besides its socket.
 pub struct Subscriptions {
-    /// Every heartbeat, shared.
-    pub beats: broadcast::Receiver<Arc<Beat>>,
+    /// Every heartbeat (shared) and liveness probe.
+    pub beats: broadcast::Receiver<Tick>,
     /// Turns `true` when this connection's turn in the drain comes.
     pub drain: watch::Receiver<bool>,
 }
@@ -103,9 +103,9 @@ impl Hub {
         ))
     }
 
-    /// Offers one heartbeat to every connection; never waits for any of them.
-    pub fn broadcast(&self, beat: Arc<Beat>) -> usize {
-        self.beats.send(beat).unwrap_or(0)
+    /// Offers one tick to every connection; never waits for any of them.
+    pub fn broadcast(&self, tick: Tick) -> usize {
+        self.beats.send(tick).unwrap_or(0)
     }
 
     /// Tells every connection to close, occupied buckets one after another evenly across

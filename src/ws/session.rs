@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::close::CloseReason;
 use super::limits::RateLimit;
 use super::protocol::{self, ErrorCode, ServerFrame};
-use crate::heartbeat::Beat;
+use crate::heartbeat::{Beat, Tick};
 use crate::hub::{Registration, Subscriptions};
 use crate::metrics::MessageResult;
 use crate::state::AppState;
@@ -92,7 +91,8 @@ impl Session {
                     Some(Ok(message)) => Box::pin(self.on_frame(socket, message)).await,
                 },
                 beat = self.subscriptions.beats.recv(), if beats_open => match beat {
-                    Ok(beat) => Box::pin(self.on_beat(socket, &beat)).await,
+                    Ok(Tick::Beat(beat)) => Box::pin(self.on_beat(socket, &beat)).await,
+                    Ok(Tick::Probe) => Box::pin(self.on_probe(socket)).await,
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Err(RecvError::Closed) => { beats_open = false; Ok(()) }
                 },
@@ -167,22 +167,22 @@ impl Session {
     }
 
     async fn on_beat(&mut self, socket: &mut WebSocket, beat: &Beat) -> Result<(), CloseReason> {
+        self.send(socket, Message::Text(beat.frame.clone())).await?;
+        beat.delivered();
+        Ok(())
+    }
+
+    /// Half an interval after each heartbeat: a client silent for two intervals is dead; one
+    /// not heard from for half an interval gets a ping, whose pong proves it alive.
+    async fn on_probe(&mut self, socket: &mut WebSocket) -> Result<(), CloseReason> {
         let interval = self.state.config.heartbeat_interval;
         let silent = self.last_heard.elapsed();
         if silent > interval * 2 {
             return Err(CloseReason::DeadPeer);
         }
-        // A client heard from within half an interval is alive; any other gets a ping to answer.
-        let ping = silent >= interval / 2;
-        let frames = async {
-            socket.feed(Message::Text(beat.frame.clone())).await?;
-            if ping {
-                socket.feed(Message::Ping(Default::default())).await?;
-            }
-            socket.flush().await
-        };
-        self.bounded(frames).await?;
-        beat.delivered();
+        if silent >= interval / 2 {
+            self.send(socket, Message::Ping(Default::default())).await?;
+        }
         Ok(())
     }
 
