@@ -151,11 +151,12 @@ promote_run() {
     local n=$((5000 / SCALE))
     export STACK_DIR=$WORK/stack
     REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
-        TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 ||
+        TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" \
+        SWITCHYARD_ENV="DRAIN_SPREAD_MS=${PROMOTE_SPREAD_MS:-10000}" "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 ||
         { cat "$WORK/stack.log"; die "stack did not come up"; }
     . "$STACK_DIR/stack.env"
-    run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms 500 \
-        --settle-secs 5 --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
+    run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms "${PROMOTE_INTERVAL_MS:-2000}" \
+        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
     grep -E "✓|promoted" "$WORK/promote.log" | sed 's/^/   /' >&2 || true
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
     unset STACK_DIR

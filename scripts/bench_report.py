@@ -60,7 +60,9 @@ for n, e in by_prefix("echo"):
 for n, f in by_prefix("fanout"):
     limit = 40 if n <= 5000 else 120
     spread = f["max_spread_ms"]
-    row(f"heartbeat fan-out spread, {n} connections", f"≤ {limit} ms", f"max {spread} ms over {f['beats_observed']} beats ({f['spread_ms']})",
+    server = f.get("server_fanout_mean_ms")
+    row(f"heartbeat fan-out spread, {n} connections", f"≤ {limit} ms",
+        f"max {spread} ms over {f['beats_observed']} beats ({f['spread_ms']}); server side (broadcast → last write) mean {server} ms",
         spread is not None and spread <= limit, f"switchyard-load fanout -n {n} --beats 3")
 r = R.get("resume-1000")
 if r:

@@ -34,7 +34,22 @@ ensure_venv() {
     fi
 }
 
-# free_port: an unused TCP port on 127.0.0.1, chosen by the kernel.
+# free_port: a TCP port free on every address, below the kernel's ephemeral range, so that
+# a load test's many client sockets (which take ephemeral ports) never collide with it.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randint(max(1025, low - 12000), low - 1)
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        print(port)
+        break
+else:
+    raise SystemExit("no free port found below the ephemeral range")
+PY
 }

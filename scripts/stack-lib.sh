@@ -18,6 +18,7 @@ load_stack_env() {
     TRAEFIK_PORT=${TRAEFIK_PORT:-8080}
     TRAEFIK_API_PORT=${TRAEFIK_API_PORT:-8081}
     HEALTH_INTERVAL=${HEALTH_INTERVAL:-2s}
+    SWITCHYARD_ENV=${SWITCHYARD_ENV:-}
     STACK_REDIS_STARTED=${STACK_REDIS_STARTED:-}
     REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
     SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
@@ -36,6 +37,7 @@ GREEN_PORT=$GREEN_PORT
 TRAEFIK_PORT=$TRAEFIK_PORT
 TRAEFIK_API_PORT=$TRAEFIK_API_PORT
 HEALTH_INTERVAL=$HEALTH_INTERVAL
+SWITCHYARD_ENV="$SWITCHYARD_ENV"
 STACK_REDIS_STARTED=$STACK_REDIS_STARTED
 REDIS_URL=$REDIS_URL
 SWITCHYARD_BIN=$SWITCHYARD_BIN
@@ -98,16 +100,18 @@ stop_component() {
 }
 
 # start_color COLOR [VAR=VALUE...]: the color from its own copy of the binary (so a rollback
-# can restart the previous build), its exit status recorded in COLOR.exit.
+# can restart the previous build), its exit status recorded in COLOR.exit. SWITCHYARD_ENV
+# ("VAR=VALUE ...") configures every color; the arguments come after it and win.
 start_color() {
     local color=$1 port
+    # shellcheck disable=SC2086 # SWITCHYARD_ENV is a list of VAR=VALUE words
     shift
     port=$(color_port "$color")
     mkdir -p "$STACK_DIR/bin"
     rm -f "$STACK_DIR/$color.exit"
     # The wrapper waits for the server and records how it exited; signals go to the server.
     launch "$color" "$STACK_DIR/bin/switchyard-$color" env COLOR="$color" PORT="$port" BIND=127.0.0.1 \
-        REDIS_URL="$REDIS_URL" LOG_FORMAT=json "$@" \
+        REDIS_URL="$REDIS_URL" LOG_FORMAT=json $SWITCHYARD_ENV "$@" \
         bash -c 'bin=$1; exitfile=$2; shift 2; "$bin" serve & child=$!; echo $child >"$exitfile.pid"; wait $child; echo $? >"$exitfile"' \
         _ "$STACK_DIR/bin/switchyard-$color" "$STACK_DIR/$color.exit"
     wait_until 5 "$color to start" test -s "$STACK_DIR/$color.exit.pid" || return 1

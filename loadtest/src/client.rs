@@ -43,6 +43,10 @@ impl Target {
         })
     }
 
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Source address for connection `i`: 127.0.X.Y, spread so no one address runs out of ports.
     fn source(&self, i: usize) -> SocketAddr {
         let host = i % self.sources;
