@@ -32,6 +32,7 @@ pub struct RedisStore {
     ttl_secs: u64,
     apply: Script,
     open: Script,
+    create: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -63,6 +64,7 @@ impl RedisStore {
             ttl_secs: ttl.as_secs().max(1),
             apply: Script::new(include_str!("apply.lua")),
             open: Script::new(include_str!("open.lua")),
+            create: Script::new(include_str!("create.lua")),
         })
     }
 
@@ -149,18 +151,8 @@ impl RedisStore {
             }
         }
         let id = Uuid::new_v4();
-        let key = session_key(id);
-        let () = self
-            .call(|mut c| async move {
-                redis::pipe()
-                    .atomic()
-                    .hset_nx(&key, "count", 0)
-                    .ignore()
-                    .expire(&key, self.ttl_secs as i64)
-                    .ignore()
-                    .query_async(&mut c)
-                    .await
-            })
+        let _: i64 = self
+            .eval(&self.create, session_key(id), &[self.ttl_secs.to_string()])
             .await?;
         Ok(Opened {
             id,
