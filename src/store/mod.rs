@@ -43,7 +43,8 @@ pub enum StoreError {
 /// The session store, one of the backends.
 #[derive(Debug)]
 pub enum SessionStore {
-    Redis(RedisStore),
+    // Boxed: one per process, and much larger than the memory store.
+    Redis(Box<RedisStore>),
     Memory(MemoryStore),
 }
 
@@ -52,7 +53,7 @@ impl SessionStore {
     pub fn build(config: &StoreConfig, ttl: Duration) -> Result<Self, StoreError> {
         Ok(match config {
             StoreConfig::Redis { url, timeout } => {
-                SessionStore::Redis(RedisStore::new(url, *timeout, ttl)?)
+                SessionStore::Redis(Box::new(RedisStore::new(url, *timeout, ttl)?))
             }
             StoreConfig::Memory => SessionStore::Memory(MemoryStore::new(ttl)),
         })
