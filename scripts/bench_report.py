@@ -43,7 +43,11 @@ holds = by_prefix("hold")
 if holds:
     n, h = holds[-1]
     kib = h["server_rss_per_session_kib"]
-    row(f"idle sessions held ({n})", "≤ 4 KiB RSS each (goal < 2.2)", f"{kib} KiB each", kib <= 4, f"switchyard-load hold -n {n} --server-pid PID")
+    n0, h0 = holds[0]
+    marginal = round((h["server_rss_after_kib"] - h0["server_rss_after_kib"]) / (n - n0), 2) if n > n0 else None
+    row(f"idle sessions held ({n})", "≤ 4 KiB RSS each (goal < 2.2)",
+        f"{kib} KiB each (RSS growth ÷ {n}); {marginal} KiB per added session ({n0} → {n})", kib <= 4,
+        f"switchyard-load hold -n {n} --server-pid PID")
     rate = max(v["connects_per_second"] for _, v in holds)
     row("session connect rate", "≥ 10 000/s", f"{rate:,.0f}/s", rate >= 10000, "switchyard-load hold (256 connects in flight)")
 for n, e in by_prefix("echo"):
