@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Smoke run of every load tool, seconds each, so none of them can rot: k6 (chat, resume),
+# Locust, and the Rust generator (hold, echo, resume, fanout, drain) against one server, then
+# k6's promote.js and the generator's promote through a private Traefik stack while
+# scripts/promote.sh runs. Thresholds in each tool make it fail when the server misbehaves.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+WORK=$(mktemp -d /tmp/switchyard-load.XXXXXX)
+REDIS_PID=""
+SERVER_PID=""
+PASSED=0
+FAILED=0
+LOAD=$ROOT/target/release/switchyard-load
+SERVER=$ROOT/target/release/switchyard
+
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+    STACK_DIR=$WORK/stack "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
+    if [ "$FAILED" -gt 0 ]; then
+        mkdir -p "$ROOT/artifacts/load" && cp -r "$WORK"/. "$ROOT/artifacts/load/" 2>/dev/null || true
+        log "logs kept in artifacts/load/"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# tool NAME COMMAND...: runs one smoke step, keeps its output, counts the result. Commands are
+# bounded by `timeout`; the functions below bound each command they run.
+tool() {
+    local name=$1 bound=(timeout 120)
+    shift
+    declare -F "$1" >/dev/null && bound=()
+    if "${bound[@]}" "$@" >"$WORK/$name.log" 2>&1; then
+        PASSED=$((PASSED + 1))
+        log "  ok: $name"
+    else
+        FAILED=$((FAILED + 1))
+        log "  FAIL: $name"
+        tail -n 30 "$WORK/$name.log" >&2
+    fi
+}
+
+start_redis_and_server() {
+    local redis_port
+    redis_port=$(free_port)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    REDIS_URL=redis://127.0.0.1:$redis_port
+    local deadline=$((SECONDS + 10))
+    until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || die "redis did not start"
+        sleep 0.05
+    done
+    REDIS_URL=$REDIS_URL "$SERVER" migrate >/dev/null
+    start_server
+}
+
+start_server() {
+    PORT=$(free_port)
+    PORT=$PORT BIND=127.0.0.1 REDIS_URL=$REDIS_URL HEARTBEAT_INTERVAL_SECS=1 DRAIN_SPREAD_MS=300 \
+        "$SERVER" serve >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    local deadline=$((SECONDS + 10))
+    until curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz"; do
+        [ $SECONDS -lt $deadline ] || die "server did not become ready"
+        sleep 0.02
+    done
+}
+
+generator_drain() {
+    timeout 60 "$LOAD" drain --url "ws://127.0.0.1:$PORT/ws/chat/" -n 100 --server-pid "$SERVER_PID" >"$WORK/drain.json"
+    wait "$SERVER_PID"
+    SERVER_PID=""
+    grep -q '"close_codes":{"1001":100}' "$WORK/drain.json"
+}
+
+start_stack() {
+    export STACK_DIR=$WORK/stack
+    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
+        TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" SWITCHYARD_ENV="DRAIN_SPREAD_MS=500" \
+        "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 || { cat "$WORK/stack.log"; die "stack did not come up"; }
+    . "$STACK_DIR/stack.env"
+}
+
+# k6 promote.js through Traefik, with promote.sh run in the middle of it.
+k6_promote() {
+    timeout 60 "$VENV/bin/k6" run -q -e BASE_URL="ws://127.0.0.1:$TRAEFIK_PORT" -e VUS=20 -e DURATION=8s -e EXPECT_CLOSES=20 \
+        "$ROOT/loadtest/k6/promote.js" &
+    local k6=$!
+    sleep 2
+    "$ROOT/scripts/promote.sh" >"$WORK/promote-k6.log" 2>&1 || { kill "$k6"; return 1; }
+    wait "$k6"
+}
+
+generator_promote() {
+    timeout 90 "$LOAD" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n 50 --interval-ms 100 --settle-secs 1 \
+        --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote-gen.log 2>&1" >"$WORK/promote.json"
+    python3 - "$WORK/promote.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r["promote_exit_code"] == 0 and r["failed_connects"] == 0 and r["resumed_fraction"] == 1 \
+    and r["lost"] == 0 and r["doubled"] == 0 and r["reconnects"] == r["connections"]
+print(r)
+sys.exit(0 if ok else 1)
+PY
+}
+
+ensure_redis
+ensure_venv
+log "building release binaries"
+cargo build --release --quiet -p switchyard -p switchyard-load
+start_redis_and_server
+URL=ws://127.0.0.1:$PORT
+tool "k6 chat.js" "$VENV/bin/k6" run -q -e BASE_URL="$URL" -e VUS=5 -e DURATION=3s loadtest/k6/chat.js
+tool "k6 resume.js" "$VENV/bin/k6" run -q -e BASE_URL="$URL" -e VUS=5 -e DURATION=3s loadtest/k6/resume.js
+tool "locust" "$VENV/bin/locust" -f loadtest/locustfile.py --headless -u 10 -r 10 -t 4s --host "$URL" --only-summary
+tool "generator hold" "$LOAD" hold --url "$URL/ws/chat/" -n 500 --server-pid "$SERVER_PID" --hold-secs 1
+tool "generator echo" "$LOAD" echo --url "$URL/ws/chat/" -n 20 --duration-secs 2
+tool "generator resume" "$LOAD" resume --url "$URL/ws/chat/" -n 100
+tool "generator fanout" "$LOAD" fanout --url "$URL/ws/chat/" -n 100 --beats 1
+tool "generator drain" generator_drain
+start_stack
+tool "k6 promote.js through Traefik" k6_promote
+tool "generator promote through Traefik" generator_promote
+
+log "load smoke: $PASSED passed, $FAILED failed"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
