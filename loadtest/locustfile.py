@@ -34,8 +34,9 @@ class ChatUser(User):
         self._open("connect")
 
     def on_stop(self):
+        # shutdown, not close: no close handshake to wait for while Locust stops its users.
         if self.ws:
-            self.ws.close()
+            self.ws.shutdown()
 
     def _fire(self, name, started, length, error):
         self.environment.events.request.fire(
