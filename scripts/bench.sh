@@ -36,28 +36,11 @@ build() {
     cargo build --release --quiet --bin switchyard -p switchyard -p switchyard-load
 }
 
-start_redis() {
-    REDIS_PORT=$(free_port)
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
-    REDIS_PID=$!
-    local deadline=$((SECONDS + 10))
-    until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || die "redis did not start"
-        sleep 0.05
-    done
-    REDIS_URL=redis://127.0.0.1:$REDIS_PORT "$SERVER" migrate >/dev/null
-}
+start_redis() { start_scratch_redis "$WORK/redis.log"; }
 
-# start_server [VAR=VALUE...]: a fresh server on a free port; waits for /readyz.
+# start_server [VAR=VALUE...]: a fresh server on a free port, ready.
 start_server() {
-    PORT=$(free_port)
-    env PORT="$PORT" BIND=127.0.0.1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$@" "$SERVER" serve >"$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + 10))
-    until curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz"; do
-        [ $SECONDS -lt $deadline ] || die "server did not become ready"
-        sleep 0.02
-    done
+    start_scratch_server "$WORK/server.log" "$@"
     URL=ws://127.0.0.1:$PORT/ws/chat/
 }
 
@@ -78,7 +61,7 @@ run() {
 
 cold_start() {
     log "── cold start to ready (5 runs)"
-    "$VENV/bin/python" - "$SERVER" "redis://127.0.0.1:$REDIS_PORT" >"$RESULTS/coldstart.json" <<'PY'
+    "$VENV/bin/python" - "$SERVER" "$REDIS_URL" >"$RESULTS/coldstart.json" <<'PY'
 import json, os, socket, subprocess, sys, time
 server, redis_url = sys.argv[1], sys.argv[2]
 runs = []
@@ -147,7 +130,8 @@ drain_run() {
     log "   server exit status $status"
 }
 
-promote_run() {
+# In a subshell: the private stack's settings must not leak into later scenarios.
+promote_run() (
     local n=$((5000 / SCALE))
     export STACK_DIR=$WORK/stack
     REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
@@ -159,8 +143,7 @@ promote_run() {
         --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
     grep -E "✓|promoted" "$WORK/promote.log" | sed 's/^/   /' >&2 || true
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
-    unset STACK_DIR
-}
+)
 
 ensure_redis
 ensure_venv

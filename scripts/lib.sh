@@ -53,3 +53,38 @@ else:
     raise SystemExit("no free port found below the ephemeral range")
 PY
 }
+
+# wait_for_http SECONDS URL WHAT: polls URL until it answers 2xx, or dies naming WHAT.
+wait_for_http() {
+    local deadline=$((SECONDS + $1))
+    until curl -fs -o /dev/null --max-time 2 "$2"; do
+        [ $SECONDS -lt $deadline ] || die "$3 did not answer $2 within $1 s"
+        sleep 0.02
+    done
+}
+
+# start_scratch_redis LOG: a throwaway redis-server (no persistence) on a free port, migrated;
+# sets REDIS_PID, REDIS_PORT and REDIS_URL. The caller stops it by PID.
+start_scratch_redis() {
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$1" 2>&1 &
+    REDIS_PID=$!
+    REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+    local deadline=$((SECONDS + 10))
+    until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || die "redis-server did not start (see $1)"
+        sleep 0.05
+    done
+    REDIS_URL=$REDIS_URL "$ROOT/target/release/switchyard" migrate >/dev/null
+}
+
+# start_scratch_server LOG [VAR=VALUE...]: the release server on a free port against REDIS_URL,
+# ready; sets SERVER_PID and PORT. The caller stops it by PID.
+start_scratch_server() {
+    local log_file=$1
+    shift
+    PORT=$(free_port)
+    env PORT="$PORT" BIND=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" "$ROOT/target/release/switchyard" serve >>"$log_file" 2>&1 &
+    SERVER_PID=$!
+    wait_for_http 10 "http://127.0.0.1:$PORT/readyz" "the server"
+}

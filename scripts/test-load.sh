@@ -44,30 +44,8 @@ tool() {
 }
 
 start_redis_and_server() {
-    local redis_port
-    redis_port=$(free_port)
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
-    REDIS_PID=$!
-    REDIS_URL=redis://127.0.0.1:$redis_port
-    local deadline=$((SECONDS + 10))
-    until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || die "redis did not start"
-        sleep 0.05
-    done
-    REDIS_URL=$REDIS_URL "$SERVER" migrate >/dev/null
-    start_server
-}
-
-start_server() {
-    PORT=$(free_port)
-    PORT=$PORT BIND=127.0.0.1 REDIS_URL=$REDIS_URL HEARTBEAT_INTERVAL_SECS=1 DRAIN_SPREAD_MS=300 \
-        "$SERVER" serve >>"$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + 10))
-    until curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz"; do
-        [ $SECONDS -lt $deadline ] || die "server did not become ready"
-        sleep 0.02
-    done
+    start_scratch_redis "$WORK/redis.log"
+    start_scratch_server "$WORK/server.log" HEARTBEAT_INTERVAL_SECS=1 DRAIN_SPREAD_MS=300
 }
 
 generator_drain() {

@@ -23,6 +23,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+/// Where Redis is and how long to wait for it (`serve` and `migrate`).
+#[derive(Debug, Args)]
+pub struct RedisArgs {
     /// Redis URL (redis://[user:password@]host:port[/db]).
     #[arg(
         long,
@@ -32,12 +39,12 @@ pub struct MigrateArgs {
     )]
     pub redis_url: String,
 
-    /// Deadline for connecting to Redis, in milliseconds.
+    /// Deadline for each Redis call and for connecting to Redis, in milliseconds.
     #[arg(
         long,
         env = "REDIS_TIMEOUT_MS",
         value_name = "REDIS_TIMEOUT_MS",
-        default_value_t = 5000
+        default_value_t = 1000
     )]
     pub redis_timeout_ms: u64,
 }
@@ -78,23 +85,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STORE", value_name = "STORE", value_enum, default_value_t = StoreKind::Redis)]
     pub store: StoreKind,
 
-    /// Redis URL (redis://[user:password@]host:port[/db]).
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        value_name = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    pub redis_url: String,
-
-    /// Deadline for each Redis call and for connecting to Redis, in milliseconds.
-    #[arg(
-        long,
-        env = "REDIS_TIMEOUT_MS",
-        value_name = "REDIS_TIMEOUT_MS",
-        default_value_t = 1000
-    )]
-    pub redis_timeout_ms: u64,
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     /// Seconds between heartbeats; a connection silent for two intervals is closed.
     #[arg(

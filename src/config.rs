@@ -111,22 +111,22 @@ impl TryFrom<ServeArgs> for Config {
         let store = match args.store {
             StoreKind::Memory => StoreConfig::Memory,
             StoreKind::Redis => {
-                if !(args.redis_url.starts_with("redis://")
-                    || args.redis_url.starts_with("rediss://")
-                    || args.redis_url.starts_with("redis+unix://")
-                    || args.redis_url.starts_with("unix://"))
+                if !(args.redis.redis_url.starts_with("redis://")
+                    || args.redis.redis_url.starts_with("rediss://")
+                    || args.redis.redis_url.starts_with("redis+unix://")
+                    || args.redis.redis_url.starts_with("unix://"))
                 {
                     return Err(invalid(
                         "REDIS_URL",
-                        format!("{:?} is not a redis:// URL", args.redis_url),
+                        format!("{:?} is not a redis:// URL", args.redis.redis_url),
                     ));
                 }
-                if args.redis_timeout_ms == 0 {
+                if args.redis.redis_timeout_ms == 0 {
                     return Err(invalid("REDIS_TIMEOUT_MS", "must be at least 1"));
                 }
                 StoreConfig::Redis {
-                    url: args.redis_url,
-                    timeout: Duration::from_millis(args.redis_timeout_ms),
+                    url: args.redis.redis_url,
+                    timeout: Duration::from_millis(args.redis.redis_timeout_ms),
                 }
             }
         };

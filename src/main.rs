@@ -29,8 +29,8 @@ fn migrate(args: MigrateArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let timeout = std::time::Duration::from_millis(args.redis_timeout_ms.max(1));
-    match runtime.block_on(switchyard::migrate::run(&args.redis_url, timeout)) {
+    let timeout = std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1));
+    match runtime.block_on(switchyard::migrate::run(&args.redis.redis_url, timeout)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard migrate: {error:#}");

@@ -91,12 +91,7 @@ async fn old_sessions_are_imported_with_their_ttl_and_resume() {
 
 #[tokio::test]
 async fn migrate_names_an_unreachable_redis() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = crate::support::redis::unreachable_url();
     let (status, _) = tokio::time::timeout(
         Duration::from_secs(10),
         run_command(

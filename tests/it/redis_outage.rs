@@ -60,13 +60,7 @@ async fn an_outage_is_reported_and_the_same_connections_work_after_it() {
 
 #[tokio::test]
 async fn a_redis_that_never_answers_makes_the_server_not_ready_without_hanging() {
-    // Nothing listens on this Redis URL's port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let url = crate::support::redis::unreachable_url();
     let app = TestApp::spawn_with(&[("--redis-url", url.as_str())]).await;
     let (status, body) = within(
         Duration::from_secs(3),

@@ -24,6 +24,11 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A Redis URL on which nothing listens.
+pub(crate) fn unreachable_url() -> String {
+    format!("redis://127.0.0.1:{}", free_port())
+}
+
 impl TestRedis {
     /// A Redis with no persistence.
     pub(crate) async fn start() -> Self {
