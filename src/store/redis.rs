@@ -29,7 +29,8 @@ pub struct RedisStore {
     /// Held while one caller rebuilds the connection, so an outage is not met with a stampede.
     rebuilding: tokio::sync::Mutex<u64>,
     timeout: Duration,
-    ttl_secs: u64,
+    /// SESSION_TTL_SECS as the script argument, formatted once.
+    ttl_secs: String,
     apply: Script,
     open: Script,
     create: Script,
@@ -61,7 +62,7 @@ impl RedisStore {
             shared: Mutex::new(None),
             rebuilding: tokio::sync::Mutex::new(0),
             timeout,
-            ttl_secs: ttl.as_secs().max(1),
+            ttl_secs: ttl.as_secs().max(1).to_string(),
             apply: Script::new(include_str!("apply.lua")),
             open: Script::new(include_str!("open.lua")),
             create: Script::new(include_str!("create.lua")),
@@ -140,7 +141,7 @@ impl RedisStore {
     pub async fn open(&self, requested: Option<Uuid>) -> Result<Opened, StoreError> {
         if let Some(id) = requested {
             let count: Option<u64> = self
-                .eval(&self.open, session_key(id), &[self.ttl_secs.to_string()])
+                .eval(&self.open, session_key(id), &[&self.ttl_secs])
                 .await?;
             if let Some(count) = count {
                 return Ok(Opened {
@@ -152,7 +153,7 @@ impl RedisStore {
         }
         let id = Uuid::new_v4();
         let _: i64 = self
-            .eval(&self.create, session_key(id), &[self.ttl_secs.to_string()])
+            .eval(&self.create, session_key(id), &[&self.ttl_secs])
             .await?;
         Ok(Opened {
             id,
@@ -164,11 +165,7 @@ impl RedisStore {
     pub async fn apply(&self, id: Uuid, seq: Option<i64>) -> Result<Applied, StoreError> {
         let seq = seq.map(|s| s.to_string()).unwrap_or_default();
         let (count, duplicate): (u64, u8) = self
-            .eval(
-                &self.apply,
-                session_key(id),
-                &[self.ttl_secs.to_string(), seq],
-            )
+            .eval(&self.apply, session_key(id), &[&self.ttl_secs, &seq])
             .await?;
         Ok(Applied {
             count,
@@ -183,7 +180,7 @@ impl RedisStore {
         &self,
         script: &Script,
         key: String,
-        args: &[String],
+        args: &[&str],
     ) -> Result<T, StoreError> {
         let mut evalsha = redis::cmd("EVALSHA");
         evalsha.arg(script.get_hash()).arg(1).arg(&key).arg(args);
