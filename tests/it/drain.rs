@@ -10,6 +10,9 @@ const CLIENTS: usize = 300;
 async fn sigterm_closes_every_client_with_1001_spread_out_and_exits_0() {
     let redis = TestRedis::start().await;
     let url = redis.url();
+    switchyard::migrate::run(&url, Duration::from_secs(5))
+        .await
+        .expect("migrations apply");
     let mut server = TestBinary::start(&[
         ("REDIS_URL", url.as_str()),
         ("DRAIN_SPREAD_MS", "1000"),
@@ -32,19 +35,27 @@ async fn sigterm_closes_every_client_with_1001_spread_out_and_exits_0() {
         })
         .collect();
 
-    // While the drain runs: not ready, and no new upgrades.
-    let ready = within(
+    // While the drain runs: not ready, and no new upgrades. The signal is handled
+    // asynchronously, so wait (bounded) for readiness to say so.
+    within(
         Duration::from_secs(2),
-        "readiness during the drain",
-        reqwest::get(format!("http://{}/readyz", server.addr)),
+        "readiness to report the drain",
+        async {
+            loop {
+                let ready = reqwest::get(format!("http://{}/readyz", server.addr))
+                    .await
+                    .expect("readyz answers while draining");
+                let status = ready.status();
+                let body: serde_json::Value = ready.json().await.expect("JSON");
+                if body["reason"] == "draining" {
+                    assert_eq!(status, 503);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        },
     )
-    .await
-    .expect("readyz answers while draining");
-    assert_eq!(ready.status(), 503);
-    assert_eq!(
-        ready.json::<serde_json::Value>().await.expect("JSON")["reason"],
-        "draining"
-    );
+    .await;
     assert_eq!(
         WsClient::try_connect(server.addr, None, None).await.err(),
         Some(503)
