@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Browser area: unit tests of static/client.js (node --test), then the page in headless
-# Chromium against the real binary and a disposable Redis (tests/browser/page.test.mjs).
-# Installs what is missing (chromium, chromium-driver, redis-server, npm packages),
-# bounds every wait, stops what it started by PID. Artifacts: artifacts/browser/.
+# Browser area: unit tests of static/client.js (node --test, no packages), then the page in
+# headless Chromium against the real binary and a disposable Redis (tests/browser/test_page.py,
+# pytest + the PyPI package playwright driving Debian's chromium; no npm, no browser download).
+# Installs what is missing (chromium, redis-server, the project venv), bounds every wait,
+# stops what it started by PID. Artifacts: artifacts/browser/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -16,13 +17,15 @@ BROWSER=skipped
 stop_started() {
     # Servers the browser test started and could not stop itself (it was killed): by PID,
     # and only if that PID is still our binary.
-    local pid
-    for pid in $(cat "$ARTIFACTS/server.pids" 2>/dev/null); do
-        if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$BIN")" ]; then
-            log "stopping leftover server pid $pid"
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    done
+    local pid pids=$ARTIFACTS/server.pids
+    if [ -f "$pids" ]; then
+        while read -r pid; do
+            if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$BIN")" ]; then
+                log "stopping leftover server pid $pid"
+                kill -9 "$pid" 2>/dev/null || true
+            fi
+        done <"$pids"
+    fi
     if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
         kill "$REDIS_PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
@@ -39,32 +42,21 @@ summary() {
 trap summary EXIT
 
 ensure_node() {
-    command -v node >/dev/null 2>&1 || die "node is missing: apt-get install -y nodejs npm (node >= 20)"
+    command -v node >/dev/null 2>&1 || die "node is missing: apt-get install -y nodejs (node >= 20)"
     local major; major=$(node -p 'process.versions.node.split(".")[0]')
     [ "$major" -ge 20 ] || die "node $(node --version) is too old: node >= 20 is needed for node --test"
-    command -v npm >/dev/null 2>&1 || die "npm is missing: apt-get install -y npm"
 }
 
 ensure_chromium() {
-    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-        [ "$(id -u)" = 0 ] || die "chromium is missing: sudo apt-get install -y chromium chromium-driver"
-        log "installing chromium and chromium-driver (apt-get)"
+    if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+        [ "$(id -u)" = 0 ] || die "chromium is missing: sudo apt-get install -y --no-install-recommends chromium"
+        log "installing chromium (apt-get)"
         timeout 120 apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq chromium chromium-driver >/dev/null
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium >/dev/null
     fi
     CHROMIUM=${CHROMIUM:-$(command -v chromium)}
     [ -x "$CHROMIUM" ] || die "no Chromium at $CHROMIUM"
     export CHROMIUM
-}
-
-install_node_packages() {
-    local stamp=$TESTS/node_modules/.package-lock.sha want
-    want=$(sha256sum "$TESTS/package-lock.json" | cut -d' ' -f1)
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        log "installing tests/browser node packages (npm ci)"
-        (cd "$TESTS" && timeout 300 npm ci --no-audit --no-fund --loglevel=error)
-        echo "$want" >"$stamp"
-    fi
 }
 
 build_binary() {
@@ -102,15 +94,16 @@ run_unit_tests() {
 run_browser_test() {
     log "page in headless Chromium against $BIN"
     BROWSER=failed
-    (cd "$TESTS" && SWITCHYARD_BIN=$BIN ARTIFACTS_DIR=$ARTIFACTS timeout 240 node --test page.test.mjs)
+    (cd "$ROOT" && SWITCHYARD_BIN=$BIN ARTIFACTS_DIR=$ARTIFACTS PYTHONDONTWRITEBYTECODE=1 timeout 240 \
+        "$VENV/bin/python" -m pytest -v -s -p no:cacheprovider -p no:locust tests/browser/test_page.py)
     BROWSER=passed
 }
 
 main() {
     rm -rf "$ARTIFACTS" && mkdir -p "$ARTIFACTS"
     ensure_node
-    install_node_packages
     run_unit_tests
+    ensure_venv
     ensure_chromium
     build_binary
     start_redis
