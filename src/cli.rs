@@ -19,6 +19,36 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending Redis keyspace migrations (migrations/), each once, then exit.
     Migrate(MigrateArgs),
+    /// GET an endpoint of the instance on this host (a container health check: the images
+    /// have no curl); exit 0 on a 2xx answer, 1 otherwise.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Port of the instance to ask, on 127.0.0.1 (the `serve` PORT of this container).
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Path to GET: /healthz (alive), /readyz (ready for traffic), /metrics, ...
+    #[arg(long, default_value = "/healthz", value_parser = absolute_path)]
+    pub path: String,
+
+    /// Deadline of connecting, and of each read and write, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+
+    /// Print the answer's body on stdout.
+    #[arg(long)]
+    pub print: bool,
+}
+
+fn absolute_path(path: &str) -> Result<String, String> {
+    if path.starts_with('/') && !path.contains(char::is_whitespace) {
+        Ok(path.to_string())
+    } else {
+        Err(format!("'{path}' is not an absolute path such as /readyz"))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@
 //! axum's serving; `hub`, `heartbeat`, `lifecycle` and `metrics` are the shared machinery;
 //! `ws` and `http` depend on `state` and the layers below; only `app` wires everything; only
 //! `main` knows `app` and `cli`. `migrate` is the `switchyard migrate` command and the
-//! readiness gate on it.
+//! readiness gate on it. `probe` is the `switchyard healthcheck` command's one HTTP GET.
 
 pub mod app;
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod hub;
 pub mod lifecycle;
 pub mod metrics;
 pub mod migrate;
+pub mod probe;
 pub mod signals;
 pub mod state;
 pub mod store;

@@ -4,13 +4,47 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::cli::{Cli, Command, MigrateArgs, ServeArgs};
+use switchyard::cli::{Cli, Command, HealthcheckArgs, MigrateArgs, ServeArgs};
 use switchyard::{App, Config, signals, telemetry};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
+        Command::Healthcheck(args) => healthcheck(args),
+    }
+}
+
+fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    let probe = switchyard::probe::Probe {
+        addr: (std::net::Ipv4Addr::LOCALHOST, args.port).into(),
+        path: args.path,
+        timeout: std::time::Duration::from_millis(args.timeout_ms),
+    };
+    match probe.get() {
+        Ok(answer) => {
+            if args.print {
+                print!("{}", answer.body);
+            }
+            if answer.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "switchyard healthcheck: {} answered {}: {}",
+                    probe.path,
+                    answer.status,
+                    answer.body.trim()
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!(
+                "switchyard healthcheck: GET http://{}{}: {error}",
+                probe.addr, probe.path
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

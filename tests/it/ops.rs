@@ -95,3 +95,40 @@ async fn a_bad_value_stops_start_up_naming_the_variable() {
         );
     }
 }
+
+#[tokio::test]
+async fn healthcheck_command_follows_the_instance_answer() {
+    let app = TestApp::spawn(&[("--color", "blue")]).await;
+    let port = app.addr.port().to_string();
+    let (status, output) = run_command(
+        &["healthcheck", "--path", "/readyz", "--print"],
+        &[("PORT", port.as_str())],
+    )
+    .await;
+    assert!(
+        status.success(),
+        "healthcheck of a ready instance: {output}"
+    );
+    assert_eq!(output, r#"{"color":"blue","status":"ready"}"#);
+    let (status, output) = run_command(
+        &["healthcheck", "--path", "/nowhere", "--port", port.as_str()],
+        &[],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "a 404 is unhealthy: {output}");
+    assert!(output.contains("/nowhere answered 404"), "{output}");
+    app.shutdown().await;
+    let (status, output) = run_command(&["healthcheck", "--port", port.as_str()], &[]).await;
+    assert_eq!(status.code(), Some(1), "nothing listening: {output}");
+    assert!(output.contains("GET http://127.0.0.1:"), "{output}");
+}
+
+#[tokio::test]
+async fn healthcheck_command_refuses_a_relative_path() {
+    let (status, output) = run_command(&["healthcheck", "--path", "readyz"], &[]).await;
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(
+        output.contains("'readyz' is not an absolute path"),
+        "{output}"
+    );
+}
