@@ -56,7 +56,10 @@ for context, dockerfile in sorted(dockerfiles):
 
 prometheus = yaml.safe_load((root / "docker/prometheus.yml").read_text())
 jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
-check({"switchyard", "traefik"} <= jobs, "Prometheus scrapes the colors and Traefik")
+check({"switchyard-blue", "switchyard-green", "traefik"} <= jobs, "Prometheus scrapes both colors and Traefik")
+for color in ("blue", "green"):
+    names = [name for job in prometheus["scrape_configs"] for sd in job.get("dns_sd_configs", []) for name in sd["names"]]
+    check(f"app_{color}" in names, f"Prometheus discovers every replica of app_{color} by DNS")
 
 provisioning = root / "docker/grafana/provisioning"
 for path in provisioning.rglob("*.yml"):

@@ -5,16 +5,21 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${SWITCHYARD_VENV:-$ROOT/.venv}
 
+# print_help SCRIPT: the script's header comment (the lines after the shebang, up to the first
+# line that is not a comment), without the leading "# ".
+print_help() { sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"; }
+
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# ensure_apt COMMAND PACKAGE: install PACKAGE from Debian when COMMAND is missing.
+# ensure_apt COMMAND PACKAGE: install PACKAGE from Debian when COMMAND is missing (without
+# its recommends: docker-compose would bring a whole Docker engine).
 ensure_apt() {
     command -v "$1" >/dev/null 2>&1 && return 0
     [ "$(id -u)" = 0 ] || die "$1 is missing: install it with 'sudo apt-get install -y $2'"
     log "installing $2 (apt-get)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
     command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
 }
 

@@ -14,11 +14,7 @@
 #   PROMOTE_ENV ("VAR=VALUE ..." for the new color; local stack only)
 set -Eeuo pipefail
 . "$(dirname "$0")/stack-lib.sh"
-case "${STACK:=local}" in
-    local) ;;
-    compose) . "$(dirname "$0")/stack-compose.sh" ;;
-    *) die "STACK is local or compose, not '$STACK'" ;;
-esac
+use_stack
 
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 CONFIRM_TIMEOUT=${CONFIRM_TIMEOUT:-10}
@@ -31,7 +27,7 @@ STEP=""
 SWITCHED=""
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    print_help "$0"
     exit "${1:-0}"
 }
 

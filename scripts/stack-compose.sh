@@ -1,42 +1,183 @@
 # shellcheck shell=bash
-# promote.sh's steps for STACK=compose: the stack of compose.yml on a Docker host. Traefik's
-# dynamic file is traefik/dynamic/switchyard.yml (mounted into the container); images are
-# switchyard:blue and switchyard:green, and switchyard:previous is kept for --rollback.
-# Sourced by promote.sh after stack-lib.sh, whose local-stack functions these replace.
+# STACK=compose: the stack of compose.yml on a Docker host, for stack.sh (up, down, status,
+# logs), promote.sh and monitor.sh. Sourced after stack-lib.sh, whose local-stack functions
+# these replace.
+#
+# By default it runs on images made here without a registry (COMPOSE_IMAGES=local:
+# scripts/images.sh, docker/compose.local.yml); COMPOSE_IMAGES=official runs compose.yml as
+# written (official images pulled, the app built by docker/Dockerfile, Grafana included).
+# Traefik's dynamic file lives in STACK_DIR/compose/dynamic (mounted into the container), so
+# promotes leave the checkout alone; images are switchyard:blue and switchyard:green, and
+# switchyard:previous is kept for --rollback.
 
-COMPOSE_FILE=${COMPOSE_FILE:-$ROOT/compose.yml}
-COMPOSE_STATE=$ROOT/.stack/compose
-
-compose() {
-    if docker compose version >/dev/null 2>&1; then
-        docker compose -f "$COMPOSE_FILE" "$@"
-    else
-        docker-compose -f "$COMPOSE_FILE" "$@"
-    fi
-}
+COMPOSE_STATE=$STACK_DIR/${STACK:-compose}
+COMPOSE_ENV_FILE=$COMPOSE_STATE/stack.env
 
 load_stack_env() {
+    # shellcheck disable=SC1090
+    [ -f "$COMPOSE_ENV_FILE" ] && . "$COMPOSE_ENV_FILE"
+    COMPOSE_PROJECT=${COMPOSE_PROJECT:-switchyard}
+    COMPOSE_IMAGES=${COMPOSE_IMAGES:-local}
     TRAEFIK_PORT=${TRAEFIK_PORT:-8080}
     TRAEFIK_API_PORT=${TRAEFIK_API_PORT:-8081}
+    PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
     HEALTH_INTERVAL=${HEALTH_INTERVAL:-2s}
-    DYNAMIC_DIR=$ROOT/traefik/dynamic
+    SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
+    DYNAMIC_DIR=$COMPOSE_STATE/dynamic
     # Same filesystem as the watched directory, outside it.
-    STAGING_DIR=$ROOT/traefik/.staging
-    mkdir -p "$COMPOSE_STATE"
+    STAGING_DIR=$COMPOSE_STATE/staging
+    APP_CONTEXT=$COMPOSE_STATE/app
+    # compose.yml's variables.
+    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT APP_CONTEXT
+    export TRAEFIK_DYNAMIC_DIR=$DYNAMIC_DIR
+    case "$COMPOSE_IMAGES" in local | official) ;; *) die "COMPOSE_IMAGES is local or official, not '$COMPOSE_IMAGES'" ;; esac
 }
+
+save_stack_env() {
+    mkdir -p "$COMPOSE_STATE"
+    cat >"$COMPOSE_ENV_FILE" <<ENV
+COMPOSE_PROJECT=$COMPOSE_PROJECT
+COMPOSE_IMAGES=$COMPOSE_IMAGES
+TRAEFIK_PORT=$TRAEFIK_PORT
+TRAEFIK_API_PORT=$TRAEFIK_API_PORT
+PROMETHEUS_PORT=$PROMETHEUS_PORT
+HEALTH_INTERVAL=$HEALTH_INTERVAL
+SWITCHYARD_BIN=$SWITCHYARD_BIN
+ENV
+}
+
+# compose ARGS...: docker compose (v2) or docker-compose (v1) on this stack's files and project;
+# v1's notes about Swarm-only keys and the legacy builder are left out of its stderr.
+compose() {
+    local files=(-f "$ROOT/compose.yml") tool=(docker-compose)
+    [ "$COMPOSE_IMAGES" = local ] && files+=(-f "$ROOT/docker/compose.local.yml")
+    docker compose version >/dev/null 2>&1 && tool=(docker compose)
+    { "${tool[@]}" -p "$COMPOSE_PROJECT" "${files[@]}" "$@" 2>&1 1>&3 3>&- |
+        { grep -v -e 'sub-keys are not supported' -e DEPRECATED -e buildx -e '^ *$' >&2 || true; }; } 3>&1
+}
+
+# The services `up` starts: Grafana has no image without a registry.
+stack_services() {
+    echo redis migrate app_blue app_green traefik prometheus
+    [ "$COMPOSE_IMAGES" = official ] && echo grafana
+    return 0
+}
+
+check_engine() {
+    command -v docker >/dev/null 2>&1 || die "STACK=compose needs the docker CLI (apt-get install -y docker.io)"
+    docker info >/dev/null 2>&1 || die "no Docker engine answers 'docker info'"
+    command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 ||
+        die "STACK=compose needs docker-compose (apt-get install -y --no-install-recommends docker-compose)"
+}
+
+# prepare_build: the app's build context (local images) holds the current release binary.
+prepare_build() {
+    [ "$COMPOSE_IMAGES" = local ] || return 0
+    # shellcheck source=scripts/images.sh
+    . "$ROOT/scripts/images.sh"
+    prepare_app_context "$APP_CONTEXT"
+}
+
+# container_url CONTAINER: the app's address on the stack's network, as the host reaches it.
+container_url() {
+    echo "http://$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | cut -d' ' -f1):8000"
+}
+
+# color_instances COLOR: "NAME URL" for every running replica of COLOR.
+color_instances() {
+    local container
+    for container in $(compose ps -q "app_$1" 2>/dev/null); do
+        [ "$(docker inspect -f '{{.State.Running}}' "$container")" = true ] || continue
+        echo "$(docker inspect -f '{{.Name}}' "$container" | sed 's|^/||') $(container_url "$container")"
+    done
+}
+
+# color_of_url URL: the color a Traefik server URL belongs to.
+color_of_url() {
+    case "$1" in
+        http://app_blue:8000) echo blue ;;
+        http://app_green:8000) echo green ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# ── stack.sh
+
+cmd_up() {
+    load_stack_env
+    check_engine
+    ensure_venv
+    if [ "$COMPOSE_IMAGES" = local ]; then
+        "$ROOT/scripts/images.sh"
+        prepare_build
+    fi
+    save_stack_env
+    mkdir -p "$DYNAMIC_DIR"
+    [ -f "$DYNAMIC_DIR/switchyard.yml" ] || write_dynamic blue
+    log "compose project $COMPOSE_PROJECT: starting $(stack_services | tr '\n' ' ')"
+    # shellcheck disable=SC2046 # one word per service
+    compose up -d $(stack_services)
+    wait_until 60 "Traefik to route to $(active_color)" answers_as "$(active_color)" ||
+        { compose logs --tail 20 >&2; die "the compose stack did not become ready"; }
+    print_addresses
+}
+
+print_addresses() {
+    cat <<TEXT
+
+switchyard $STACK stack is up (project $COMPOSE_PROJECT, images: $COMPOSE_IMAGES, state in $COMPOSE_STATE)
+  app through Traefik   http://127.0.0.1:$TRAEFIK_PORT/        (active: $(active_color))
+  WebSocket             ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/
+  each color            via Traefik: /blue/ and /green/
+  Traefik dashboard     http://127.0.0.1:$TRAEFIK_API_PORT/dashboard/
+  Prometheus            http://127.0.0.1:$PROMETHEUS_PORT/
+next: STACK=$STACK scripts/promote.sh, STACK=$STACK scripts/monitor.sh, STACK=$STACK scripts/stack.sh down
+TEXT
+}
+
+cmd_down() {
+    load_stack_env
+    check_engine
+    compose down -v --remove-orphans --timeout 40
+    rm -rf "$COMPOSE_STATE"
+    log "compose stack $COMPOSE_PROJECT is down (containers, network and volume removed)"
+}
+
+cmd_status() {
+    local color name url ready
+    load_stack_env
+    [ -f "$COMPOSE_ENV_FILE" ] || { echo "no compose stack in $COMPOSE_STATE (STACK=compose scripts/stack.sh up)"; return 3; }
+    check_engine
+    echo "switchyard compose stack $COMPOSE_PROJECT (active: $(active_color), Traefik routes / to $(traefik_active_url 2>/dev/null || echo '?'))"
+    compose ps
+    for color in blue green; do
+        while read -r name url; do
+            [ -n "$name" ] || continue
+            ready=$(instance_get "$url" /readyz || true)
+            printf '  %-28s %s %s\n' "$name" "$url" "$ready"
+        done <<<"$(color_instances "$color")"
+    done
+}
+
+cmd_logs() {
+    load_stack_env
+    if [ "${1:-}" = "-f" ]; then compose logs --tail 20 -f; else compose logs --tail 20; fi
+}
+
+# ── promote.sh
 
 stack_check() {
-    command -v docker >/dev/null 2>&1 || die "STACK=compose needs the docker CLI"
-    docker info >/dev/null 2>&1 || die "no Docker engine answers 'docker info'"
-    [ -f "$DYNAMIC_DIR/switchyard.yml" ] || die "no $DYNAMIC_DIR/switchyard.yml: is this the compose stack's checkout?"
+    check_engine
+    [ -f "$COMPOSE_ENV_FILE" ] || die "no compose stack in $COMPOSE_STATE: run STACK=compose scripts/stack.sh up first"
 }
 
-active_color() { sed -n 's/^# active color: *\([a-z]*\).*/\1/p' "$DYNAMIC_DIR/switchyard.yml" | head -n 1; }
+active_color() { sed -n 's/^# active color: *\([a-z]*\).*/\1/p' "$DYNAMIC_DIR/switchyard.yml" 2>/dev/null | head -n 1; }
 previous_color() { cat "$COMPOSE_STATE/previous" 2>/dev/null; }
 has_previous_build() { docker image inspect switchyard:previous >/dev/null 2>&1; }
 
 run_migrate() {
-    compose build migrate
+    prepare_build
+    compose build -q migrate
     compose run --rm migrate
 }
 
@@ -45,16 +186,27 @@ start_new_color() {
     if [ -n "${ROLLBACK:-}" ]; then
         docker tag switchyard:previous "switchyard:$1"
     else
-        compose build "app_$1"
+        prepare_build
+        compose build -q "app_$1"
     fi
     compose up -d --no-deps --force-recreate "app_$1"
 }
 
-color_ready() { http_ok "http://127.0.0.1:$TRAEFIK_PORT/$1/readyz"; }
+# color_ready COLOR: every replica of COLOR answers /readyz 200.
+color_ready() {
+    local name url any=""
+    while read -r name url; do
+        [ -n "$name" ] || continue
+        instance_ready "$url" || return 1
+        any=1
+    done <<<"$(color_instances "$1")"
+    [ -n "$any" ]
+}
+
 smoke_base() { echo "ws://127.0.0.1:$TRAEFIK_PORT/$1"; }
 
 write_dynamic() {
-    mkdir -p "$STAGING_DIR"
+    mkdir -p "$DYNAMIC_DIR" "$STAGING_DIR"
     render_dynamic "$1" http://app_blue:8000 http://app_green:8000 >"$STAGING_DIR/switchyard.yml"
     mv "$STAGING_DIR/switchyard.yml" "$DYNAMIC_DIR/switchyard.yml"
 }
@@ -70,15 +222,15 @@ record_switch() {
 }
 
 stop_color() { compose stop -t 10 "app_$1"; }
-color_log() { echo "docker compose logs app_$1"; }
+color_log() { echo "STACK=compose scripts/stack.sh logs (compose project $COMPOSE_PROJECT)"; }
 
 # drain_color COLOR: `compose stop` sends SIGTERM and waits; every replica must exit 0.
 drain_color() {
     local container status
     compose stop -t "$DRAIN_WAIT" "app_$1"
-    for container in $(compose ps -a -q "app_$1"); do
+    for container in $(compose ps -q "app_$1"); do
         status=$(docker inspect -f '{{.State.ExitCode}}' "$container")
         [ "$status" = 0 ] || { log "  app_$1 container $container exited with status $status"; return 1; }
     done
-    log "  app_$1 drained and exited 0"
+    log "  app_$1 drained: every replica exited 0"
 }

@@ -197,6 +197,44 @@ traefik_routes_to() { [ "$(traefik_active_url)" = "http://127.0.0.1:$1" ]; }
 # answers_as COLOR: Traefik's entry point is answered by COLOR.
 answers_as() { curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_PORT/readyz" | grep -q "\"$1\""; }
 
+# color_instances COLOR: "NAME URL" for every instance of COLOR (one here).
+color_instances() { echo "$1 http://127.0.0.1:$(color_port "$1")"; }
+
+# instance_get URL PATH: the body of an instance's answer to GET PATH, whatever its status
+# (fails only when nothing answers). STACK=swarm reaches instances through `docker exec`.
+instance_get() { curl -s --max-time 2 "$1$2"; }
+
+# instance_ready URL: the instance answers /readyz with status ready.
+instance_ready() { instance_get "$1" /readyz | grep -q '"status":"ready"'; }
+
+# color_of_url URL: the color a Traefik server URL belongs to.
+color_of_url() {
+    case "$1" in
+        *":$BLUE_PORT") echo blue ;;
+        *":$GREEN_PORT") echo green ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# use_stack: the functions of the stack STACK names: local (these), compose
+# (scripts/stack-compose.sh, which replaces them) or swarm (stack-swarm.sh on top of compose).
+use_stack() {
+    case "${STACK:=local}" in
+        local) ;;
+        compose)
+            # shellcheck source=scripts/stack-compose.sh
+            . "$ROOT/scripts/stack-compose.sh"
+            ;;
+        swarm)
+            # shellcheck source=scripts/stack-compose.sh
+            . "$ROOT/scripts/stack-compose.sh"
+            # shellcheck source=scripts/stack-swarm.sh
+            . "$ROOT/scripts/stack-swarm.sh"
+            ;;
+        *) die "STACK is local, compose or swarm, not '$STACK'" ;;
+    esac
+}
+
 # ── The steps promote.sh takes, for the local stack (scripts/stack-compose.sh has the
 #    same functions for STACK=compose).
 

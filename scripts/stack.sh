@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The whole switchyard stack on one machine, without Docker:
-#   Redis, blue (:8001), green (:8002) and Traefik (:8080, API on 127.0.0.1:8081), routing to blue.
+#   Redis, blue (:8001), green (:8002) and Traefik (:8080, API on 127.0.0.1:8081), routing to
+#   blue (after a promote, to the color that was last active: `down` then `up` keeps it).
 #
 # usage: scripts/stack.sh up|down|status|logs [-f]
+#
+# STACK=compose runs the same stack in containers (compose.yml on the local Docker engine,
+# images built without a registry by scripts/images.sh; see scripts/stack-compose.sh), with
+# Traefik on the same ports; COMPOSE_PROJECT (switchyard) names it.
 #
 # Ports and paths come from the environment (REDIS_PORT, BLUE_PORT, GREEN_PORT, TRAEFIK_PORT,
 # TRAEFIK_API_PORT, STACK_DIR, REDIS_URL for an existing Redis, SWITCHYARD_BIN for a prebuilt
@@ -11,7 +16,7 @@ set -euo pipefail
 . "$(dirname "$0")/stack-lib.sh"
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    print_help "$0"
     exit "${1:-0}"
 }
 
@@ -164,6 +169,7 @@ cmd_logs() {
     tail -n 20 "$LOG_DIR"/*.log
 }
 
+use_stack
 case "${1:-}" in
     up) cmd_up ;;
     down) cmd_down ;;

@@ -9,27 +9,12 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 CLIENTS=${E2E_CLIENTS:-300}
-INTERVAL_MS=${E2E_INTERVAL_MS:-100}
 WORK=$(mktemp -d /tmp/switchyard-e2e.XXXXXX)
 export STACK_DIR=$WORK/stack
-FAILURES=0
-CHECKS=0
-CLIENTS_PID=""
-
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    CHECKS=$((CHECKS + 1))
-    if "$@"; then
-        log "  ok: $what"
-    else
-        log "  FAIL: $what"
-        FAILURES=$((FAILURES + 1))
-    fi
-}
+. "$ROOT/scripts/e2e-lib.sh"
 
 cleanup() {
-    [ -n "$CLIENTS_PID" ] && kill "$CLIENTS_PID" 2>/dev/null || true
+    stop_clients_now
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
     if [ "$FAILURES" -gt 0 ] || [ "${KEEP_E2E:-}" ]; then
         mkdir -p "$ROOT/artifacts/bluegreen" && cp -r "$WORK"/. "$ROOT/artifacts/bluegreen/" 2>/dev/null || true
@@ -47,42 +32,6 @@ start_private_stack() {
     log "private stack: Traefik :$TRAEFIK_PORT, blue :$BLUE_PORT, green :$GREEN_PORT, redis :$REDIS_PORT"
 }
 
-start_clients() {
-    "$VENV/bin/python" "$ROOT/tests/e2e/clients.py" "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$CLIENTS" "$INTERVAL_MS" \
-        "$WORK/clients.ready" "$WORK/clients.stop" "$REDIS_PORT" >"$WORK/clients.json" 2>"$WORK/clients.err" &
-    CLIENTS_PID=$!
-    local deadline=$((SECONDS + 60))
-    until [ -e "$WORK/clients.ready" ]; do
-        kill -0 "$CLIENTS_PID" 2>/dev/null || { cat "$WORK/clients.err"; die "clients exited early"; }
-        [ $SECONDS -lt $deadline ] || die "clients did not all connect within 60 s"
-        sleep 0.1
-    done
-    log "$CLIENTS clients connected through Traefik"
-}
-
-closes_so_far() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["closes"])' "$WORK/clients.stop.progress"; }
-acked_so_far() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["acked"])' "$WORK/clients.stop.progress"; }
-
-# Lets the clients make progress, so every promote happens under load.
-let_traffic_flow() {
-    local before deadline=$((SECONDS + 20))
-    before=$(acked_so_far)
-    until [ "$(acked_so_far)" -ge $((before + CLIENTS * 5)) ]; do
-        [ $SECONDS -lt $deadline ] || die "clients stopped making progress"
-        sleep 0.1
-    done
-}
-
-promote_ok() { # promote_ok TARGET
-    local log_file=$WORK/promote-to-$1.log
-    if "$ROOT/scripts/promote.sh" --to "$1" >"$log_file" 2>&1; then
-        grep -E "✓|promoted" "$log_file" | sed 's/^/    /' >&2
-        return 0
-    fi
-    cat "$log_file" >&2
-    return 1
-}
-
 promote_fails_at() { # promote_fails_at STEP VAR=VALUE...: a bad green must be rolled back
     local step=$1 log_file=$WORK/promote-fail-$1.log
     shift
@@ -98,26 +47,12 @@ green_stopped() { ! curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$GREEN_P
 routes_to_blue() { . "$ROOT/scripts/stack-lib.sh"; load_stack_env; traefik_routes_to "$BLUE_PORT" && answers_as blue; }
 exited_zero() { [ "$(cat "$STACK_DIR/$1.exit" 2>/dev/null)" = 0 ]; }
 
-stop_clients() {
-    touch "$WORK/clients.stop"
-    local deadline=$((SECONDS + 60))
-    while kill -0 "$CLIENTS_PID" 2>/dev/null; do
-        [ $SECONDS -lt $deadline ] || die "clients did not stop within 60 s"
-        sleep 0.1
-    done
-    wait "$CLIENTS_PID" || { cat "$WORK/clients.err"; die "clients failed"; }
-    CLIENTS_PID=""
-    log "clients: $(cat "$WORK/clients.json")"
-}
-
-result() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.json" "$1"; }
-
 ensure_redis
 ensure_venv
 log "building the release binary"
 (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
 start_private_stack
-start_clients
+start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$REDIS_PORT"
 
 log "promote blue → green under load"
 let_traffic_flow
@@ -142,14 +77,6 @@ let_traffic_flow
 check "no client was disturbed by the failed promotes" test "$(closes_so_far)" = "$closes_before"
 
 stop_clients
-check "zero failed connects" test "$(result failed_connects)" = 0
 check "every client reconnected at least once" test "$(result reconnects)" -ge "$CLIENTS"
-check "every reconnect resumed its session" test "$(result not_resumed)" = 0
-check "every reply counted exactly once" test "$(result wrong_counts)" = 0
-check "no message lost (Redis count ≥ acknowledged)" test "$(result lost)" = 0
-check "no message doubled (Redis count ≤ acknowledged)" test "$(result doubled)" = 0
-check "every session accounted for" test "$(result sessions)" = "$CLIENTS"
-
-log "blue-green e2e: $((CHECKS - FAILURES)) passed, $FAILURES failed"
-echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
-[ "$FAILURES" = 0 ]
+check_nothing_lost
+check_summary "blue-green e2e"

@@ -6,7 +6,9 @@ It checks every reply as it goes and, when told to stop (the stop file appears),
 message in flight, closes, and the run compares every session's count in Redis with what was
 acknowledged to it. The result is one JSON object on stdout.
 
-usage: clients.py URL CLIENTS INTERVAL_MS READY_FILE STOP_FILE REDIS_PORT
+usage: clients.py URL CLIENTS INTERVAL_MS READY_FILE STOP_FILE REDIS
+REDIS is the sessions' Redis as PORT (on 127.0.0.1), HOST:PORT (a container's address) or
+exec:CONTAINER (redis-cli inside that container, for a network the host has no route into).
 """
 
 import asyncio
@@ -111,10 +113,17 @@ async def run_client(url, interval, stats, stop, connected):
             closed_at = time.monotonic()
 
 
-def redis_counts(port, session_ids):
+def redis_cli(address):
+    if address.startswith("exec:"):
+        return ["docker", "exec", "-i", address.removeprefix("exec:"), "redis-cli", "--raw"]
+    host, _, port = address.rpartition(":")
+    return ["redis-cli", "-h", host or "127.0.0.1", "-p", port, "--raw"]
+
+
+def redis_counts(address, session_ids):
     commands = "".join(f"HGET session:{{{sid}}} count\n" for sid in session_ids)
     out = subprocess.run(
-        ["redis-cli", "-p", str(port), "--raw"], input=commands, capture_output=True, text=True, timeout=60, check=True
+        redis_cli(address), input=commands, capture_output=True, text=True, timeout=60, check=True
     ).stdout.splitlines()
     return [int(line) if line.strip() else 0 for line in out]
 
@@ -127,7 +136,7 @@ def percentile(values, q):
 
 
 async def main():
-    url, clients, interval_ms, ready_file, stop_file, redis_port = sys.argv[1:7]
+    url, clients, interval_ms, ready_file, stop_file, redis_address = sys.argv[1:7]
     clients = int(clients)
     stats = Stats()
     stop = asyncio.Event()
@@ -152,7 +161,7 @@ async def main():
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=600)
     watcher.cancel()
     ids = list(stats.sessions)
-    stored = redis_counts(redis_port, ids)
+    stored = redis_counts(redis_address, ids)
     lost = sum(max(0, stats.sessions[sid] - n) for sid, n in zip(ids, stored))
     doubled = sum(max(0, n - stats.sessions[sid]) for sid, n in zip(ids, stored))
     print(json.dumps({

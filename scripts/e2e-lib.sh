@@ -1,0 +1,93 @@
+# shellcheck shell=bash
+# What the end-to-end tests share (test-bluegreen.sh, test-compose.sh): counted checks, the
+# clients of tests/e2e/clients.py (start, let traffic flow, stop, read their result) and a
+# promote whose steps are echoed. A test sets WORK (its scratch folder) and CLIENTS first.
+
+FAILURES=0
+CHECKS=0
+CLIENTS_PID=""
+
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if "$@"; then
+        log "  ok: $what"
+    else
+        log "  FAIL: $what"
+        FAILURES=$((FAILURES + 1))
+    fi
+}
+
+# check_summary NAME: prints the closing line and fails if any check failed.
+check_summary() {
+    log "$1: $((CHECKS - FAILURES)) passed, $FAILURES failed"
+    echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
+    [ "$FAILURES" = 0 ]
+}
+
+stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/null || true; fi; }
+
+# start_clients URL REDIS: CLIENTS clients through URL, every one connected before it returns;
+# REDIS (PORT or HOST:PORT) is where their sessions are counted at the end.
+start_clients() {
+    "$VENV/bin/python" "$ROOT/tests/e2e/clients.py" "$1" "$CLIENTS" "${E2E_INTERVAL_MS:-100}" \
+        "$WORK/clients.ready" "$WORK/clients.stop" "$2" >"$WORK/clients.json" 2>"$WORK/clients.err" &
+    CLIENTS_PID=$!
+    local deadline=$((SECONDS + 60))
+    until [ -e "$WORK/clients.ready" ]; do
+        kill -0 "$CLIENTS_PID" 2>/dev/null || { cat "$WORK/clients.err"; die "clients exited early"; }
+        [ $SECONDS -lt $deadline ] || die "clients did not all connect within 60 s"
+        sleep 0.1
+    done
+    log "$CLIENTS clients connected through $1"
+}
+
+progress() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.stop.progress" "$1"; }
+closes_so_far() { progress closes; }
+acked_so_far() { progress acked; }
+
+# let_traffic_flow: waits until every client has had about five more messages acknowledged,
+# so that whatever comes next happens under load.
+let_traffic_flow() {
+    local before deadline=$((SECONDS + 20))
+    before=$(acked_so_far)
+    until [ "$(acked_so_far)" -ge $((before + CLIENTS * 5)) ]; do
+        [ $SECONDS -lt $deadline ] || die "clients stopped making progress"
+        sleep 0.1
+    done
+}
+
+promote_ok() { # promote_ok TARGET: promote.sh --to TARGET succeeds; its steps are echoed
+    local log_file=$WORK/promote-to-$1.log
+    if "$ROOT/scripts/promote.sh" --to "$1" >"$log_file" 2>&1; then
+        grep -E "✓|promoted" "$log_file" | sed 's/^/    /' >&2
+        return 0
+    fi
+    cat "$log_file" >&2
+    return 1
+}
+
+stop_clients() {
+    touch "$WORK/clients.stop"
+    local deadline=$((SECONDS + 60))
+    while kill -0 "$CLIENTS_PID" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || die "clients did not stop within 60 s"
+        sleep 0.1
+    done
+    wait "$CLIENTS_PID" || { cat "$WORK/clients.err"; die "clients failed"; }
+    CLIENTS_PID=""
+    log "clients: $(cat "$WORK/clients.json")"
+}
+
+result() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.json" "$1"; }
+
+# check_nothing_lost: the clients' verdict, after stop_clients.
+check_nothing_lost() {
+    check "zero failed connects" test "$(result failed_connects)" = 0
+    check "every reconnect resumed its session" test "$(result not_resumed)" = 0
+    check "every reply counted exactly once" test "$(result wrong_counts)" = 0
+    check "no message lost (Redis count ≥ acknowledged)" test "$(result lost)" = 0
+    check "no message doubled (Redis count ≤ acknowledged)" test "$(result doubled)" = 0
+    check "every session accounted for" test "$(result sessions)" = "$CLIENTS"
+}
