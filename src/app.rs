@@ -10,7 +10,7 @@ use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
@@ -88,6 +88,7 @@ impl App {
             .with_graceful_shutdown(stop.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         tracing::info!(%addr, color = state.config.color.as_str(), version = env!("CARGO_PKG_VERSION"), "listening");
+        tokio::spawn(warn_if_store_unreachable(state.clone()));
 
         shutdown.await;
         let report = drain(&state).await;
@@ -103,6 +104,29 @@ impl App {
             "stopped"
         );
         Ok(report)
+    }
+}
+
+/// A server started without its Redis serves nothing useful: say so once, naming the setting.
+async fn warn_if_store_unreachable(state: AppState) {
+    if let (Err(error), StoreConfig::Redis { url, .. }) =
+        (state.store.ping().await, &state.config.store)
+    {
+        tracing::warn!(
+            redis_url = %redacted(url),
+            %error,
+            "Redis is unreachable (REDIS_URL): /readyz answers 503 and messages are refused until it answers"
+        );
+    }
+}
+
+/// A Redis URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -152,4 +176,19 @@ async fn drain(state: &AppState) -> DrainReport {
         }
     };
     DrainReport { connections, cut }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_redis_url_is_logged_without_its_password() {
+        assert_eq!(
+            redacted("redis://:secret@db:6379/0"),
+            "redis://***@db:6379/0"
+        );
+        assert_eq!(redacted("redis://user:p@ss@db"), "redis://***@db");
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
 }

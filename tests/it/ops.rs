@@ -1,7 +1,10 @@
 //! Health, readiness, metrics, and configuration errors of the real binary.
 
+use std::time::Duration;
+
 use crate::support::binary::run_command;
-use crate::support::{TestApp, WsClient, metric};
+use crate::support::redis::unreachable_url;
+use crate::support::{TestApp, TestBinary, WsClient, metric, within};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_when_serving() {
@@ -130,5 +133,36 @@ async fn healthcheck_command_refuses_a_relative_path() {
     assert!(
         output.contains("'readyz' is not an absolute path"),
         "{output}"
+    );
+}
+
+#[tokio::test]
+async fn serving_without_a_reachable_redis_warns_naming_redis_url() {
+    let url = unreachable_url().replace("redis://", "redis://:hunter2@");
+    let mut server = TestBinary::start(&[("REDIS_URL", url.as_str())]).await;
+    let warning = within(
+        Duration::from_secs(5),
+        "the unreachable-Redis warning",
+        async {
+            while let Some(line) = server.log.recv().await {
+                if line.contains("REDIS_URL") {
+                    return line;
+                }
+            }
+            panic!("switchyard stopped logging before warning");
+        },
+    )
+    .await;
+    let event: serde_json::Value = serde_json::from_str(&warning).expect("a JSON log line");
+    assert_eq!(event["level"], "WARN", "{warning}");
+    assert!(
+        event["redis_url"]
+            .as_str()
+            .is_some_and(|logged| logged.contains("***@")),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains("hunter2"),
+        "the password was logged: {warning}"
     );
 }
