@@ -12,7 +12,10 @@ set -euo pipefail
 cd "$ROOT"
 
 QUICK=""
-if [ "${1:-}" = --quick ]; then QUICK=--quick; shift; fi
+case "${1:-}" in
+    -h | --help) print_help "$0"; exit 0 ;;
+    --quick) QUICK=--quick; shift ;;
+esac
 SCENARIOS=${*:-coldstart hold echo fanout resume drain promote}
 RESULTS=$ROOT/loadtest/results
 LOAD=$ROOT/target/release/switchyard-load
@@ -24,8 +27,8 @@ if [ "$QUICK" = --quick ]; then SCALE=10; else SCALE=1; fi
 HOLD_MAX=$((19000 / SCALE))
 
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
+    stop_pid "$REDIS_PID"
     STACK_DIR=$WORK/stack "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -138,6 +141,7 @@ promote_run() (
         TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" \
         SWITCHYARD_ENV="DRAIN_SPREAD_MS=${PROMOTE_SPREAD_MS:-10000}" "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 ||
         { cat "$WORK/stack.log"; die "stack did not come up"; }
+    # shellcheck source=/dev/null # written by stack.sh up
     . "$STACK_DIR/stack.env"
     run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms "${PROMOTE_INTERVAL_MS:-2000}" \
         --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"

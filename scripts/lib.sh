@@ -68,11 +68,24 @@ wait_for_http() {
     done
 }
 
+# keep_logs AREA: copies the test's WORK directory to artifacts/AREA for a look after a failure.
+keep_logs() {
+    mkdir -p "$ROOT/artifacts/$1"
+    cp -r "$WORK"/. "$ROOT/artifacts/$1/" 2>/dev/null || true
+    log "logs kept in artifacts/$1/"
+}
+
+# stop_pid PID: SIGTERM to a process this script started, if any (an empty PID is none).
+stop_pid() {
+    if [ -n "${1:-}" ]; then kill "$1" 2>/dev/null || true; fi
+}
+
 # start_scratch_redis LOG: a throwaway redis-server (no persistence) on a free port, migrated;
 # sets REDIS_PID, REDIS_PORT and REDIS_URL. The caller stops it by PID.
 start_scratch_redis() {
     REDIS_PORT=$(free_port)
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$1" 2>&1 &
+    # shellcheck disable=SC2034 # the caller's, to stop it
     REDIS_PID=$!
     REDIS_URL=redis://127.0.0.1:$REDIS_PORT
     local deadline=$((SECONDS + 10))
@@ -90,6 +103,7 @@ start_scratch_server() {
     shift
     PORT=$(free_port)
     env PORT="$PORT" BIND=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" "$ROOT/target/release/switchyard" serve >>"$log_file" 2>&1 &
+    # shellcheck disable=SC2034 # the caller's, to stop it
     SERVER_PID=$!
     wait_for_http 10 "http://127.0.0.1:$PORT/readyz" "the server"
 }

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # STACK=compose: the stack of compose.yml on a Docker host, for stack.sh (up, down, status,
-# logs), promote.sh and monitor.sh. Sourced after stack-lib.sh, whose local-stack functions
-# these replace.
+# logs), promote.sh and monitor.sh. Sourced by use_stack (stack-lib.sh) in place of
+# stack-local.sh: it implements every function of STACK_FUNCTIONS.
 #
 # By default it runs on images made here without a registry (COMPOSE_IMAGES=local:
 # scripts/images.sh, docker/compose.local.yml); COMPOSE_IMAGES=official runs compose.yml as

@@ -2,23 +2,22 @@
 # End-to-end blue-green test on a private stack (free ports, its own STACK_DIR):
 #   a few hundred clients through Traefik send numbered messages and reconnect on close,
 #   while promote.sh goes blue → green → blue; then two promotes that must fail (a color
-#   that never becomes ready, one that fails its smoke test) roll back without disturbing
-#   anyone. Asserted: no failed connect, every reconnect resumed, every count in Redis equals
+#   that never becomes ready, one that fails its smoke test) and one interrupted by SIGTERM
+#   roll back without disturbing anyone. Asserted: no failed connect, every reconnect resumed, every count in Redis equals
 #   what was acknowledged (none lost, none doubled), old colors exited 0, rollbacks clean.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/stack-lib.sh"
 
 CLIENTS=${E2E_CLIENTS:-300}
 WORK=$(mktemp -d /tmp/switchyard-e2e.XXXXXX)
-export STACK_DIR=$WORK/stack
+export STACK_DIR=$WORK/stack STACK=local
 . "$ROOT/scripts/e2e-lib.sh"
 
 cleanup() {
     stop_clients_now
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
     if [ "$FAILURES" -gt 0 ] || [ "${KEEP_E2E:-}" ]; then
-        mkdir -p "$ROOT/artifacts/bluegreen" && cp -r "$WORK"/. "$ROOT/artifacts/bluegreen/" 2>/dev/null || true
-        log "logs kept in artifacts/bluegreen/"
+        keep_logs bluegreen
     fi
     rm -rf "$WORK"
 }
@@ -28,7 +27,8 @@ start_private_stack() {
     REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) \
         TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s \
         "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log"; die "stack did not come up"; }
-    . "$STACK_DIR/stack.env"
+    STACK=local use_stack
+    load_stack_env
     log "private stack: Traefik :$TRAEFIK_PORT, blue :$BLUE_PORT, green :$GREEN_PORT, redis :$REDIS_PORT"
 }
 
@@ -43,8 +43,23 @@ promote_fails_at() { # promote_fails_at STEP VAR=VALUE...: a bad green must be r
     grep -E "✗|rolled back" "$log_file" | sed 's/^/    /' >&2
 }
 
+# promote_interrupted_rolls_back: SIGTERM to a promote waiting for a green that never gets
+# ready must roll back like a failure (Traefik on blue, green stopped), naming the step.
+promote_interrupted_rolls_back() {
+    local log_file=$WORK/promote-interrupted.log pid status=0
+    PROMOTE_ENV=REDIS_URL=redis://127.0.0.1:1 READY_TIMEOUT=60 "$ROOT/scripts/promote.sh" --to green >"$log_file" 2>&1 &
+    pid=$!
+    wait_until 30 "promote to reach wait_ready" grep -qF "▶ wait_ready" "$log_file" ||
+        { kill -TERM "$pid"; wait "$pid"; return 1; }
+    kill -TERM "$pid"
+    wait "$pid" || status=$?
+    [ "$status" -ne 0 ] || { log "    promote exited 0 after SIGTERM"; return 1; }
+    grep -q "interrupted at step 'wait_ready'" "$log_file" || { cat "$log_file" >&2; return 1; }
+    grep -E "✗|rolled back" "$log_file" | sed 's/^/    /' >&2
+}
+
 green_stopped() { ! curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$GREEN_PORT/healthz"; }
-routes_to_blue() { . "$ROOT/scripts/stack-lib.sh"; load_stack_env; traefik_routes_to "$BLUE_PORT" && answers_as blue; }
+routes_to_blue() { traefik_routes_to_color blue && answers_as blue; }
 exited_zero() { [ "$(cat "$STACK_DIR/$1.exit" 2>/dev/null)" = 0 ]; }
 
 ensure_redis
@@ -73,6 +88,11 @@ log "failure path: a green that fails its smoke test"
 check "promote fails at smoke_test and rolls back" promote_fails_at smoke_test MAX_MESSAGE_BYTES=1
 check "Traefik still routes to blue" routes_to_blue
 check "the bad green is stopped" green_stopped
+log "interrupt path: SIGTERM to a promote in progress"
+check "an interrupted promote rolls back" promote_interrupted_rolls_back
+check "Traefik still routes to blue" routes_to_blue
+check "the interrupted green is stopped" green_stopped
+check "blue is still recorded as active" test "$(cat "$STACK_DIR/active")" = blue
 let_traffic_flow
 check "no client was disturbed by the failed promotes" test "$(closes_so_far)" = "$closes_before"
 

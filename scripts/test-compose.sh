@@ -35,8 +35,7 @@ cleanup() {
         "$ROOT/scripts/stack.sh" down >"$WORK/down.log" 2>&1 || true
     fi
     if [ "$FAILURES" -gt 0 ] || [ "$rc" != 0 ] || [ "${KEEP_E2E:-}" ]; then
-        mkdir -p "$ROOT/artifacts/compose" && cp -r "$WORK"/. "$ROOT/artifacts/compose/" 2>/dev/null || true
-        log "logs kept in artifacts/compose/"
+        keep_logs compose
     fi
     rm -rf "$WORK"
 }

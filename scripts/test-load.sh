@@ -16,12 +16,11 @@ LOAD=$ROOT/target/release/switchyard-load
 SERVER=$ROOT/target/release/switchyard
 
 cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
+    stop_pid "$REDIS_PID"
     STACK_DIR=$WORK/stack "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
     if [ "$FAILED" -gt 0 ]; then
-        mkdir -p "$ROOT/artifacts/load" && cp -r "$WORK"/. "$ROOT/artifacts/load/" 2>/dev/null || true
-        log "logs kept in artifacts/load/"
+        keep_logs load
     fi
     rm -rf "$WORK"
 }
@@ -60,6 +59,7 @@ start_stack() {
     REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
         TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" SWITCHYARD_ENV="DRAIN_SPREAD_MS=500" \
         "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 || { cat "$WORK/stack.log"; die "stack did not come up"; }
+    # shellcheck source=/dev/null # written by stack.sh up
     . "$STACK_DIR/stack.env"
 }
 
