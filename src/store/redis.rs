@@ -126,14 +126,18 @@ impl RedisStore {
         }
     }
 
-    /// Runs one call on the shared connection, the whole of it (connection included) within
-    /// the deadline; a failed connection is discarded.
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    /// The deadline of a store operation starting now.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Runs one call on the shared connection, the whole of it (connection included) by
+    /// `deadline`; a failed connection is discarded.
+    async fn call<T, F, Fut>(&self, deadline: Instant, call: F) -> Result<T, StoreError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let deadline = Instant::now() + self.timeout;
         let (generation, connection) =
             match tokio::time::timeout_at(deadline, self.connection()).await {
                 Ok(connected) => connected?,
@@ -166,10 +170,12 @@ impl RedisStore {
         }
     }
 
+    /// Resume or create: both calls together bounded by one deadline.
     pub async fn open(&self, requested: Option<Uuid>) -> Result<Opened, StoreError> {
+        let deadline = self.deadline();
         if let Some(id) = requested {
             let found: Option<(u64, i64)> = self
-                .eval(&self.open, session_key(id), &[&self.ttl_secs])
+                .eval(deadline, &self.open, session_key(id), &[&self.ttl_secs])
                 .await?;
             if let Some((count, last_seq)) = found {
                 return Ok(Opened {
@@ -182,7 +188,7 @@ impl RedisStore {
         }
         let id = Uuid::new_v4();
         let _: i64 = self
-            .eval(&self.create, session_key(id), &[&self.ttl_secs])
+            .eval(deadline, &self.create, session_key(id), &[&self.ttl_secs])
             .await?;
         Ok(Opened {
             id,
@@ -195,7 +201,12 @@ impl RedisStore {
     pub async fn apply(&self, id: Uuid, seq: Option<i64>) -> Result<Applied, StoreError> {
         let seq = seq.map(|s| s.to_string()).unwrap_or_default();
         let (outcome, value): (u8, i64) = self
-            .eval(&self.apply, session_key(id), &[&self.ttl_secs, &seq])
+            .eval(
+                self.deadline(),
+                &self.apply,
+                session_key(id),
+                &[&self.ttl_secs, &seq],
+            )
             .await?;
         let count = || u64::try_from(value).unwrap_or_default();
         match outcome {
@@ -221,21 +232,24 @@ impl RedisStore {
                 .arg(&self.ttl_secs)
                 .ignore();
         }
-        self.call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-            .await
+        self.call(self.deadline(), |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
     }
     /// EVALSHA of a script on one key. A plain command keeps the hot path's future small
     /// (redis's `ScriptInvocation` future is ~7 KiB); after a Redis restart has emptied the
     /// script cache, the script is loaded once and the call retried.
     async fn eval<T: FromRedisValue>(
         &self,
+        deadline: Instant,
         script: &Script,
         key: String,
         args: &[&str],
     ) -> Result<T, StoreError> {
         let mut evalsha = redis::cmd("EVALSHA");
         evalsha.arg(script.get_hash()).arg(1).arg(&key).arg(args);
-        self.call(|mut c| async move {
+        self.call(deadline, |mut c| async move {
             match evalsha.query_async(&mut c).await {
                 Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     Box::pin(async {
@@ -251,13 +265,17 @@ impl RedisStore {
     }
 
     pub async fn applied_migrations(&self) -> Result<HashSet<String>, StoreError> {
-        self.call(|mut c| async move { c.hkeys(MIGRATIONS_KEY).await })
-            .await
+        self.call(self.deadline(), |mut c| async move {
+            c.hkeys(MIGRATIONS_KEY).await
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
-            .await
+        self.call(self.deadline(), |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await
     }
 }
 

@@ -165,6 +165,9 @@ async fn a_frozen_redis_loses_nothing_doubles_nothing_and_readiness_answers_in_t
         );
         probes.push(took);
     }
+    let upgrade = Instant::now();
+    let refused = WsClient::try_connect(app.addr, None, None).await.err();
+    let upgrade_took = upgrade.elapsed();
     redis.thaw();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.send(true).expect("clients running");
@@ -174,7 +177,8 @@ async fn a_frozen_redis_loses_nothing_doubles_nothing_and_readiness_answers_in_t
     let slowest_probe = probes.iter().max().copied().unwrap_or_default();
     println!(
         "frozen redis: {} clients, {} messages, errors {:?}, readyz during the freeze {:?}..{:?} \
-         ({} probes), slowest first reply of a round {:?} (REDIS_TIMEOUT_MS={STORE_TIMEOUT_MS})",
+         ({} probes), upgrade refused 503 in {upgrade_took:?}, slowest first reply of a round {:?} \
+         (REDIS_TIMEOUT_MS={STORE_TIMEOUT_MS})",
         senders.len(),
         messages(&senders),
         tally.errors,
@@ -185,6 +189,15 @@ async fn a_frozen_redis_loses_nothing_doubles_nothing_and_readiness_answers_in_t
     );
     let deadline = Duration::from_millis(STORE_TIMEOUT_MS) + MARGIN;
     assert!(slowest_probe <= deadline, "readyz took {slowest_probe:?}");
+    assert_eq!(
+        refused,
+        Some(503),
+        "no session can be opened during the freeze"
+    );
+    assert!(
+        upgrade_took <= deadline,
+        "the refused upgrade took {upgrade_took:?}"
+    );
     assert!(
         tally.slowest_reply <= deadline,
         "a reply took {:?}",
