@@ -253,11 +253,12 @@ mod tests {
 
     #[tokio::test]
     async fn memory_sessions_expire_without_refresh_and_are_not_recreated() {
-        let store = SessionStore::Memory(MemoryStore::new(Duration::from_millis(50)));
+        // Time passing is what is tested: two TTLs go by, `kept` refreshed every quarter TTL.
+        let store = SessionStore::Memory(MemoryStore::new(Duration::from_millis(200)));
         let kept = store.open(None).await.expect("open").id;
         let lapsed = store.open(None).await.expect("open").id;
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             store.refresh(&[kept]).await.expect("refresh");
         }
         assert_eq!(

@@ -140,7 +140,7 @@ impl Sender {
     }
 
     /// Drops the connection without a close handshake (a client that vanishes mid-round).
-    pub(crate) fn drop_connection(&mut self) {
+    fn drop_connection(&mut self) {
         self.stream = None;
     }
 
