@@ -1,9 +1,12 @@
 """Locust users speaking switchyard's protocol v1 over a real WebSocket (websocket-client).
 
-Each user opens a session, sends numbered messages ({"seq": n}) and checks every reply (the seq
-echoed, the count exactly the previous plus one), and now and then drops its connection and
-resumes with its session_id. Locust's statistics show three custom requests: WS connect,
-WS message (round trip) and WS resume.
+Each user opens a session, sends numbered messages ({"seq": n}, gapless) and checks every reply
+(the seq echoed, the count equal to the seq: each counted exactly once), and now and then drops
+its connection and resumes with its session_id, continuing after the session frame's last_seq.
+After store_unavailable or outcome_unknown it resends the same seq; when its session is gone
+(session_expired, or a resume that opens a new session) it starts over knowingly in a new
+session. Locust's statistics show the custom requests WS connect, WS message (round trip),
+WS resume and WS session_expired (a count of fresh starts, not a failure).
 
     locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 30s --host ws://127.0.0.1:8000
 
@@ -17,6 +20,8 @@ import websocket
 from locust import User, between, task
 
 TIMEOUT = 10
+# Pause before resending after store_unavailable / outcome_unknown.
+RESEND_DELAY = 0.1
 
 
 class ProtocolError(Exception):
@@ -29,8 +34,7 @@ class ChatUser(User):
     def on_start(self):
         self.ws = None
         self.session_id = None
-        self.count = 0
-        self.seq = 0
+        self.seq = 0  # the last acknowledged seq; with only numbered messages, the count
         self._open("connect")
 
     def on_stop(self):
@@ -66,14 +70,22 @@ class ChatUser(User):
             if session.get("type") != "session":
                 raise ProtocolError(f"first frame is not a session: {session}")
             if self.session_id and not (session.get("resumed") and session.get("session_id") == self.session_id):
-                raise ProtocolError(f"session {self.session_id} was not resumed: {session}")
-            if session.get("count") != self.count:
-                raise ProtocolError(f"session count {session.get('count')}, expected {self.count}")
+                self._start_over()
+            # A message whose reply was lost may have been applied: last_seq says.
+            self.seq = max(self.seq, session.get("last_seq", -1))
+            if session.get("last_seq") != self.seq or session.get("count") != self.seq:
+                raise ProtocolError(f"session {session}, expected count and last_seq {self.seq}")
             self.session_id = session["session_id"]
         except Exception as exc:  # noqa: BLE001 - every failure is reported to Locust
             error = exc
             self.ws = None
         self._fire(name, started, length, error)
+
+    def _start_over(self):
+        """The session is gone: a new one, counted from zero, and Locust is told."""
+        self._fire("session_expired", time.perf_counter(), 0, None)
+        self.session_id = None
+        self.seq = 0
 
     @task(20)
     def message(self):
@@ -82,15 +94,31 @@ class ChatUser(User):
             return
         seq = self.seq + 1
         started, error, length = time.perf_counter(), None, 0
+        maybe_counted = False
         try:
-            self.ws.send(json.dumps({"seq": seq}))
-            reply = self._reply()
-            length = len(json.dumps(reply))
+            while True:
+                self.ws.send(json.dumps({"seq": seq}))
+                reply = self._reply()
+                length = len(json.dumps(reply))
+                code = reply.get("code")
+                if reply.get("type") == "error" and code in ("store_unavailable", "outcome_unknown"):
+                    # Not counted, or maybe counted: the same seq again either way.
+                    maybe_counted = maybe_counted or code == "outcome_unknown"
+                    if time.perf_counter() - started > TIMEOUT:
+                        raise ProtocolError(f"seq {seq}: the store failed for {TIMEOUT} s")
+                    time.sleep(RESEND_DELAY)
+                    continue
+                break
+            if reply.get("type") == "error" and code == "session_expired":
+                self.ws.close()
+                self.ws = None
+                self._start_over()
+                return
             if reply.get("type") != "count" or reply.get("seq") != seq:
                 raise ProtocolError(f"seq {seq} answered with {reply}")
-            if reply.get("count") != self.count + 1:
-                raise ProtocolError(f"seq {seq}: count {reply.get('count')}, expected {self.count + 1}")
-            self.seq, self.count = seq, reply["count"]
+            if reply.get("count") != seq or (reply.get("duplicate") and not maybe_counted):
+                raise ProtocolError(f"seq {seq}: {reply}, expected count {seq} counted once")
+            self.seq = seq
         except Exception as exc:  # noqa: BLE001 - every failure is reported to Locust
             error = exc
             self.ws = None

@@ -1,4 +1,5 @@
-//! The composition root: build the state, bind, serve with the heartbeat running, and on the
+//! The composition root: build the state, bind, serve with the heartbeat and the live-session
+//! refresh running, and on the
 //! shutdown trigger drain (readiness 503, spread 1001s, bounded wait) before stopping.
 
 use std::future::Future;
@@ -17,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::migrate::MigrationGate;
 use crate::state::{AppState, Shared};
 use crate::store::SessionStore;
-use crate::{heartbeat, http};
+use crate::{heartbeat, http, live};
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ impl App {
             store,
             hub,
             lifecycle: Lifecycle::default(),
+            live: Arc::default(),
             metrics,
             migrations: MigrationGate::default(),
         });
@@ -78,6 +80,7 @@ impl App {
             state.config.heartbeat_interval,
             stop.clone(),
         ));
+        let refresh = tokio::spawn(live::run(state.clone(), stop.clone()));
         // Replies are small frames written whole: send them at once.
         let listener = listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {
@@ -98,6 +101,7 @@ impl App {
             .context("server task failed")?
             .context("server failed")?;
         heartbeat.await.context("heartbeat task failed")?;
+        refresh.await.context("session refresh task failed")?;
         tracing::info!(
             connections = report.connections,
             cut = report.cut,

@@ -4,7 +4,7 @@
 //! axum's serving; `hub`, `heartbeat`, `lifecycle` and `metrics` are the shared machinery;
 //! `ws` and `http` depend on `state` and the layers below; only `app` wires everything; only
 //! `main` knows `app` and `cli`. `migrate` is the `switchyard migrate` command and the
-//! readiness gate on it. `probe` is the `switchyard healthcheck` command's one HTTP GET.
+//! readiness gate on it. `live` keeps the sessions of open connections from expiring. `probe` is the `switchyard healthcheck` command's one HTTP GET.
 
 pub mod app;
 pub mod cli;
@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod hub;
 pub mod lifecycle;
+pub mod live;
 pub mod metrics;
 pub mod migrate;
 pub mod probe;

@@ -64,12 +64,19 @@ impl MigrationGate {
 }
 
 /// Applies every pending migration against `url`, printing progress; returns how many ran.
+/// `timeout` (REDIS_TIMEOUT_MS) bounds connecting and each command, as it does in `serve`.
 pub async fn run(url: &str, timeout: Duration) -> anyhow::Result<usize> {
     let client = redis::Client::open(url).with_context(|| format!("invalid REDIS_URL {url:?}"))?;
-    let mut redis = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-        .await
-        .with_context(|| format!("redis at {url} did not answer within {timeout:?}"))?
-        .with_context(|| format!("cannot connect to redis at {url}"))?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let mut redis = tokio::time::timeout(
+        timeout,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .with_context(|| format!("redis at {url} did not answer within {timeout:?}"))?
+    .with_context(|| format!("cannot connect to redis at {url}"))?;
     let locked: bool = redis::cmd("SET")
         .arg(LOCK_KEY)
         .arg(std::process::id())

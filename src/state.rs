@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
+use crate::live::LiveSessions;
 use crate::metrics::Metrics;
 use crate::migrate::MigrationGate;
 use crate::store::SessionStore;
@@ -19,6 +20,7 @@ pub struct Shared {
     pub store: SessionStore,
     pub hub: Arc<Hub>,
     pub lifecycle: Lifecycle,
+    pub live: Arc<LiveSessions>,
     pub metrics: Arc<Metrics>,
     pub migrations: MigrationGate,
 }

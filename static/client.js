@@ -6,9 +6,10 @@
 //
 // What it keeps its promises with (see README, "Browser client"):
 // - the session id lives in localStorage and is sent back on every reconnect;
-// - every message carries an increasing `seq`; a message stays pending until the
-//   server's reply names its seq, and pending messages are resent in order after a
-//   reconnect, so the server's seq check makes each one count exactly once;
+// - every message carries the next `seq` of its session (the server applies only
+//   last_seq + 1); a message stays pending until the server's reply names its seq;
+//   after any error or reconnect everything pending is resent in order with the SAME
+//   seqs, so the server's seq check makes each one count exactly once;
 // - any drop reconnects with exponential backoff and full jitter, the first try
 //   after a 1001 "going away" (a drain) almost at once;
 // - no heartbeat for more than two announced intervals means a dead connection.
@@ -19,13 +20,13 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** Close code the server sends when it drains (and for dead peers). */
 const CLOSE_GOING_AWAY = 1001;
 
-/** Close code this client uses when it gives up on a silent connection. */
-const CLOSE_HEARTBEAT_TIMEOUT = 4000;
+/** Close code this client uses when it gives up on a connection (silent, or its session gone). */
+const CLOSE_ABANDONED = 4000;
 
 const DEFAULTS = Object.freeze({
   /** WebSocket URL; by default `ws/chat/` next to this module (so `/ws/chat/` for `/client.js`). */
   url: null,
-  /** localStorage key prefix: `<prefix>.session_id` and `<prefix>.last_seq`. */
+  /** localStorage key: `<prefix>.session_id`. */
   storageKey: "switchyard",
   /** First retry delay cap; doubles each attempt, full jitter: random(0, min(maxMs, baseMs * 2^(n-1))). */
   baseMs: 500,
@@ -36,6 +37,8 @@ const DEFAULTS = Object.freeze({
   connectTimeoutMs: 10000,
   /** No heartbeat for more than heartbeatFactor × heartbeat_ms means the connection is dead. */
   heartbeatFactor: 2,
+  /** Delay before pending messages are resent after a store error or a seq_gap. */
+  resendMs: 250,
   /** Most unacknowledged messages kept; send() throws beyond it. */
   maxPending: 1000,
   /** How long the "is my stored id bad?" HTTP probe may take. */
@@ -106,11 +109,12 @@ export function memoryStorage() {
  *
  * Events (subscribe with `on(type, fn)`; `fn` gets one detail object):
  * - `open`         the WebSocket opened: { url, attempt }
- * - `session`      the session frame: { sessionId, count, resumed, color, heartbeatMs }
+ * - `session`      the session frame: { sessionId, count, lastSeq, resumed, color, heartbeatMs }
  * - `count`        a reply: { count, seq, duplicate }
  * - `heartbeat`    { ts }
  * - `reconnecting` a reconnect is scheduled: { attempt, delayMs, code, reason }
- * - `error`        { code, message, seq? } — server error frames and client-side problems
+ * - `error`        { code, message, seq? } — server error frames and client-side problems;
+ *                  `session_expired` also when a stored session could not be resumed
  * - `close`        the connection ended: { code, reason, wasClean }
  * - `state`        { state } — "idle" | "connecting" | "open" | "reconnecting" | "closed"
  */
@@ -129,19 +133,20 @@ export class SwitchyardClient {
     this._setTimeout = o.setTimeout || globalThis.setTimeout.bind(globalThis);
     this._clearTimeout = o.clearTimeout || globalThis.clearTimeout.bind(globalThis);
     this._keyId = `${o.storageKey}.session_id`;
-    this._keySeq = `${o.storageKey}.last_seq`;
 
     this._listeners = new Map();
-    /** Unacknowledged messages by seq, in send order. */
+    /** Unacknowledged messages by seq, in seq order. */
     this._pending = new Map();
+    /** The last seq numbered in the current session (from the session frame's last_seq). */
+    this._lastSeq = 0;
     this._ws = null;
     this._connectTimer = null;
     this._heartbeatTimer = null;
     this._retryTimer = null;
     this._probedId = null;
     this._afterDrain = false;
-    /** Retries messages the server could not store (store_unavailable). */
-    this._failRetryTimer = null;
+    /** Resends pending messages after a store error or a seq_gap. */
+    this._resendTimer = null;
 
     this.state = "idle";
     /** Reconnect attempts since the last session frame. */
@@ -180,7 +185,7 @@ export class SwitchyardClient {
 
   /** The seq of the last message this client numbered in the current session. */
   get lastSeq() {
-    return Number(this._storage.getItem(this._keySeq)) || 0;
+    return this._lastSeq;
   }
 
   /** Start connecting (resuming the stored session if there is one). */
@@ -213,7 +218,6 @@ export class SwitchyardClient {
   /** Forget the stored session: the next connection starts a new one. */
   forgetSession() {
     this._storage.removeItem(this._keyId);
-    this._storage.removeItem(this._keySeq);
   }
 
   /**
@@ -257,10 +261,8 @@ export class SwitchyardClient {
   }
 
   _nextSeq() {
-    // Another tab on the same session may have numbered messages too: never go below it.
-    const seq = this.lastSeq + 1;
-    this._storage.setItem(this._keySeq, String(seq));
-    return seq;
+    this._lastSeq += 1;
+    return this._lastSeq;
   }
 
   _storedId() {
@@ -326,7 +328,7 @@ export class SwitchyardClient {
     this._detach();
     this._clearTimers();
     try {
-      ws.close(CLOSE_HEARTBEAT_TIMEOUT, code);
+      ws.close(CLOSE_ABANDONED, code);
     } catch {
       // already closing
     }
@@ -344,7 +346,7 @@ export class SwitchyardClient {
   }
 
   _clearTimers() {
-    for (const t of ["_connectTimer", "_heartbeatTimer", "_retryTimer", "_failRetryTimer"]) {
+    for (const t of ["_connectTimer", "_heartbeatTimer", "_retryTimer", "_resendTimer"]) {
       if (this[t] !== null) this._clearTimeout(this[t]);
       this[t] = null;
     }
@@ -442,10 +444,17 @@ export class SwitchyardClient {
     this._connectTimer = null;
     if (this._conn) this._conn.hadSession = true;
     const previous = this._storage.getItem(this._keyId);
-    if (!frame.resumed || previous !== frame.session_id) {
-      // A new session (none stored, or the stored one expired) starts at seq 1: number
-      // the still-pending messages afresh so they count in it.
-      this._storage.setItem(this._keySeq, "0");
+    if (frame.resumed && previous === frame.session_id) {
+      // Everything up to last_seq was applied: those pending messages are acknowledged.
+      this._ackThrough(frame.last_seq);
+      this._lastSeq = Math.max(frame.last_seq, this._lastSeq);
+    } else {
+      if (previous !== null) {
+        this._emit("error", { code: "session_expired", message: "the stored session is gone; starting over in a new session" });
+      }
+      // A new session starts at last_seq 0: number the still-pending messages afresh so
+      // they count in it (knowingly: whether they counted in the lost session is unknown).
+      this._lastSeq = 0;
       const msgs = [...this._pending.values()];
       this._pending.clear();
       for (const m of msgs) {
@@ -467,52 +476,68 @@ export class SwitchyardClient {
     this._emit("session", {
       sessionId: frame.session_id,
       count: frame.count,
+      lastSeq: frame.last_seq,
       resumed: this.resumed,
       color: frame.color,
       heartbeatMs: frame.heartbeat_ms,
     });
-    // Resend what was never acknowledged, oldest first: the server counts each seq once.
-    this._renumberFailed();
-    for (const m of this._pending.values()) this._transmit(m);
+    // Resend what was never acknowledged, oldest first, same seqs: the server counts each once.
+    this._resendAll();
   }
 
   _onCount(frame) {
     this.count = frame.count;
-    if (typeof frame.seq === "number" && this._pending.delete(frame.seq)) this.acked += 1;
+    // Gapless seqs: a reply for seq S means every seq up to S was applied.
+    if (typeof frame.seq === "number") this._ackThrough(frame.seq);
     this._emit("count", { count: frame.count, seq: frame.seq, duplicate: !!frame.duplicate });
   }
 
   _onError(frame) {
     const msg = typeof frame.seq === "number" ? this._pending.get(frame.seq) : undefined;
-    if (msg && frame.code === "store_unavailable") {
-      // Not counted, and a later seq may be counted before the retry: the retry goes out
-      // under a new seq (see _renumberFailed), never under this one, or the server's
-      // "seq must grow" check would answer it as a duplicate and the message would be lost.
-      msg.failed = true;
-      if (this._failRetryTimer === null) {
-        this._failRetryTimer = this._setTimeout(() => {
-          this._failRetryTimer = null;
-          if (this.state !== "open") return; // the reconnect resends them
-          for (const m of this._renumberFailed()) this._transmit(m);
-        }, Math.min(this.options.baseMs * 2, this.options.maxMs));
-      }
-    } else if (msg) {
-      // The server will never accept this message (e.g. invalid_seq): drop it.
-      this._pending.delete(msg.seq);
+    switch (frame.code) {
+      case "store_unavailable": // certainly not counted
+      case "outcome_unknown": // maybe counted: the same seq is answered as a duplicate if so
+        this._scheduleResend();
+        break;
+      case "seq_gap":
+        // Everything before `expected` was applied; resend from there.
+        if (typeof frame.expected === "number") this._ackThrough(frame.expected - 1);
+        this._scheduleResend();
+        break;
+      case "session_expired":
+        // The session is gone: start over knowingly in a new one (pending messages are kept
+        // and numbered for it).
+        this.forgetSession();
+        this._abandon("session_expired", "the session is gone; starting over in a new session");
+        return;
+      default:
+        // The server will never accept this message (e.g. invalid_seq): drop it.
+        if (msg) this._pending.delete(msg.seq);
     }
     this._emit("error", { code: frame.code, message: frame.message || frame.code, seq: frame.seq });
   }
 
-  /** Give every message the server refused (store_unavailable) a fresh seq, keeping order; returns them. */
-  _renumberFailed() {
-    const failed = [...this._pending.values()].filter((m) => m.failed);
-    for (const m of failed) {
-      this._pending.delete(m.seq);
-      m.failed = false;
-      m.seq = this._nextSeq();
-      this._pending.set(m.seq, m);
+  /** Acknowledge every pending message up to and including `seq` (the server applied them). */
+  _ackThrough(seq) {
+    for (const s of [...this._pending.keys()]) {
+      if (s <= seq) {
+        this._pending.delete(s);
+        this.acked += 1;
+      }
     }
-    return failed;
+  }
+
+  /** After a short delay, resend everything pending in order with the same seqs. */
+  _scheduleResend() {
+    if (this._resendTimer !== null) return;
+    this._resendTimer = this._setTimeout(() => {
+      this._resendTimer = null;
+      if (this.state === "open") this._resendAll(); // else the reconnect resends them
+    }, this.options.resendMs);
+  }
+
+  _resendAll() {
+    for (const m of this._pending.values()) this._transmit(m);
   }
 
   _transmit(msg) {

@@ -1,6 +1,8 @@
 // Promote under load: clients send numbered messages continuously; when the server closes them
 // (1001 during a drain) they reconnect with their session_id and resend the unacknowledged
-// message. Run it through Traefik while scripts/promote.sh runs:
+// message with the same seq, after the session frame's last_seq (which acknowledges it if it
+// was applied); after store_unavailable or outcome_unknown they resend it with the same seq; on
+// session_expired they start over, knowingly, in a new session. Run it through Traefik while scripts/promote.sh runs:
 // k6 run -e BASE_URL=ws://127.0.0.1:8080 -e VUS=200 -e DURATION=30s loadtest/k6/promote.js
 import ws from "k6/ws";
 import { check } from "k6";
@@ -12,6 +14,8 @@ const failedConnects = new Counter("failed_connects");
 const resumed = new Rate("resumed");
 const reconnectTime = new Trend("reconnect_time", true);
 const closes = new Counter("server_closes");
+const storeErrors = new Counter("store_errors");
+const expired = new Counter("sessions_expired");
 
 export const options = {
   scenarios: {
@@ -51,8 +55,10 @@ export default function () {
         if (sessionId) {
           resumed.add(frame.resumed === true && frame.session_id === sessionId);
           reconnectTime.add(Date.now() - closedAt);
+          // The unacknowledged seq may have been applied before the close: last_seq says.
+          if (frame.resumed === true && frame.last_seq > acked) acked = frame.last_seq;
         }
-        check(frame, { "session count equals what was acknowledged": (f) => f.count === acked });
+        check(frame, { "session count equals what was acknowledged": (f) => f.count === acked && f.last_seq === acked });
         sessionId = frame.session_id;
         send();
       } else if (frame.type === "count") {
@@ -60,7 +66,17 @@ export default function () {
         check(frame, { "reply counts exactly once": (f) => f.seq === pending && f.count === pending });
         acked = pending;
         socket.setTimeout(send, INTERVAL_MS);
+      } else if (frame.type === "error" && frame.code === "session_expired") {
+        // The session is gone: start over in a new one, knowingly.
+        expired.add(1);
+        sessionId = null;
+        acked = 0;
+        socket.close();
       } else if (frame.type === "error") {
+        // store_unavailable / outcome_unknown: the same seq again (a repeat is a duplicate);
+        // seq_gap: from the seq the server expects.
+        storeErrors.add(1, { code: String(frame.code) });
+        if (frame.code === "seq_gap") acked = frame.expected - 1;
         socket.setTimeout(send, INTERVAL_MS);
       }
     });

@@ -1,5 +1,7 @@
 // Reconnect and resume: open a session, send three numbered messages, close, reconnect with
 // ?session_id=, and check the session comes back resumed with its count; one more message counts.
+// Each message's seq is the session frame's last_seq + 1, then one more per reply; after
+// store_unavailable or outcome_unknown the same seq is resent.
 // k6 run -e BASE_URL=ws://127.0.0.1:8000 -e VUS=20 -e DURATION=20s loadtest/k6/resume.js
 import ws from "k6/ws";
 import { check } from "k6";
@@ -19,19 +21,26 @@ export const options = {
 
 function session(url, onSession, messages) {
   let sessionFrame = null;
-  let seq = 0;
+  let sent = 0;
+  let next = 0;
   const res = ws.connect(url, {}, (socket) => {
+    const transmit = () => socket.send(JSON.stringify({ seq: next }));
     socket.on("message", (data) => {
       const frame = JSON.parse(data);
       if (frame.type === "session") {
         sessionFrame = frame;
         onSession(frame);
+        next = frame.last_seq;
+      } else if (frame.type === "error" && (frame.code === "store_unavailable" || frame.code === "outcome_unknown")) {
+        socket.setTimeout(transmit, 100);
+        return;
       } else if (frame.type !== "count") {
         return;
       }
-      if (seq < messages) {
-        seq += 1;
-        socket.send(JSON.stringify({ seq: (frame.type === "session" ? frame.count : frame.count) + 1 }));
+      if (sent < messages) {
+        sent += 1;
+        next += 1;
+        transmit();
       } else {
         socket.close();
       }

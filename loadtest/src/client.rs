@@ -1,5 +1,5 @@
 //! One protocol-v1 client connection: open (or resume) a session from a spread source
-//! address, send numbered messages, read replies.
+//! address, send numbered messages (resending the same seq after a store error), read replies.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -16,6 +16,8 @@ use crate::Common;
 
 /// How long any single frame may take.
 pub(crate) const FRAME_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause before resending a seq the store failed on.
+const RESEND_DELAY: Duration = Duration::from_millis(20);
 
 /// Where to connect: resolved once.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ impl Target {
 pub(crate) struct Session {
     pub(crate) id: String,
     pub(crate) count: u64,
+    /// The last seq the session applied: the next one to send is `last_seq + 1`.
+    pub(crate) last_seq: u64,
     pub(crate) resumed: bool,
 }
 
@@ -109,16 +113,41 @@ impl Client {
         let session = Session {
             id: frame["session_id"].as_str().unwrap_or_default().to_owned(),
             count: frame["count"].as_u64().unwrap_or(0),
+            last_seq: frame["last_seq"].as_u64().unwrap_or(0),
             resumed: frame["resumed"].as_bool().unwrap_or(false),
         };
         Ok((client, session))
     }
 
-    pub(crate) async fn send_seq(&mut self, seq: u64) -> anyhow::Result<()> {
+    async fn send_seq(&mut self, seq: u64) -> anyhow::Result<()> {
         self.ws
             .send(Message::text(format!("{{\"seq\":{seq}}}")))
             .await?;
         Ok(())
+    }
+
+    /// Sends `seq` and returns its reply, resending the same seq while the server answers
+    /// `store_unavailable` (not counted) or `outcome_unknown` (maybe counted: a repeat is then
+    /// answered as a duplicate). Any other reply, or the close code, is returned.
+    pub(crate) async fn send_acked(
+        &mut self,
+        seq: u64,
+    ) -> anyhow::Result<Result<Value, CloseCode>> {
+        loop {
+            self.send_seq(seq).await?;
+            match self.next_reply().await? {
+                Ok(reply)
+                    if reply["type"] == "error"
+                        && matches!(
+                            reply["code"].as_str(),
+                            Some("store_unavailable" | "outcome_unknown")
+                        ) =>
+                {
+                    tokio::time::sleep(RESEND_DELAY).await;
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     /// The next JSON frame (heartbeats included); `None` when the server closed.

@@ -14,7 +14,7 @@ const SWEEP_EVERY: u32 = 1024;
 #[derive(Debug)]
 struct Entry {
     count: u64,
-    last_seq: Option<i64>,
+    last_seq: i64,
     expires: Instant,
 }
 
@@ -57,6 +57,7 @@ impl MemoryStore {
             return Opened {
                 id,
                 count: entry.count,
+                last_seq: entry.last_seq,
                 resumed: true,
             };
         }
@@ -70,48 +71,51 @@ impl MemoryStore {
             id,
             Entry {
                 count: 0,
-                last_seq: None,
+                last_seq: 0,
                 expires,
             },
         );
         Opened {
             id,
             count: 0,
+            last_seq: 0,
             resumed: false,
         }
     }
 
+    /// The same rule as `apply.lua`: gapless seqs, and a missing session is never recreated.
     pub fn apply(&self, id: Uuid, seq: Option<i64>) -> Applied {
         let now = Instant::now();
         let mut sessions = self.lock();
-        let entry = sessions.entries.entry(id).or_insert(Entry {
-            count: 0,
-            last_seq: None,
-            expires: now,
-        });
-        if entry.expires <= now {
-            *entry = Entry {
-                count: 0,
-                last_seq: None,
-                expires: now,
-            };
-        }
-        entry.expires = now + self.ttl;
-        if let (Some(seq), Some(last)) = (seq, entry.last_seq)
-            && seq <= last
-        {
-            return Applied {
-                count: entry.count,
-                duplicate: true,
-            };
-        }
-        if seq.is_some() {
+        let Some(entry) = sessions.entries.get_mut(&id).filter(|e| e.expires > now) else {
+            sessions.entries.remove(&id);
+            return Applied::SessionExpired;
+        };
+        if let Some(seq) = seq {
+            if seq <= entry.last_seq {
+                entry.expires = now + self.ttl;
+                return Applied::Duplicate { count: entry.count };
+            }
+            if seq != entry.last_seq + 1 {
+                return Applied::SeqGap {
+                    expected: entry.last_seq + 1,
+                };
+            }
             entry.last_seq = seq;
         }
         entry.count += 1;
-        Applied {
-            count: entry.count,
-            duplicate: false,
+        entry.expires = now + self.ttl;
+        Applied::Counted { count: entry.count }
+    }
+
+    /// Resets the TTL of each live session among `ids`.
+    pub fn refresh(&self, ids: &[Uuid]) {
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        for id in ids {
+            if let Some(entry) = sessions.entries.get_mut(id).filter(|e| e.expires > now) {
+                entry.expires = now + self.ttl;
+            }
         }
     }
 }

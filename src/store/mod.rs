@@ -18,26 +18,39 @@ use crate::config::StoreConfig;
 pub struct Opened {
     pub id: Uuid,
     pub count: u64,
+    /// The last seq applied (0 for a new session): the client's next seq is `last_seq + 1`.
+    pub last_seq: i64,
     pub resumed: bool,
 }
 
-/// The result of applying one message.
+/// What applying one message did. The seq rule is gapless: only `last_seq + 1` is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Applied {
-    pub count: u64,
-    /// The message's seq was not greater than the last applied: nothing was counted.
-    pub duplicate: bool,
+pub enum Applied {
+    /// Counted once; `count` is the new count.
+    Counted { count: u64 },
+    /// The seq was not greater than the last applied: nothing was counted.
+    Duplicate { count: u64 },
+    /// The seq skipped ahead: nothing was changed; `expected` is the seq to send next.
+    SeqGap { expected: i64 },
+    /// The session does not exist (expired, or lost): nothing was changed or created.
+    SessionExpired,
 }
 
-/// The store could not answer; nothing was changed that the caller was told about.
+/// A store call that did not complete. The two kinds tell the client whether to trust that
+/// nothing happened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("redis did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("redis: {0}")]
-    Redis(#[from] ::redis::RedisError),
-    #[error("redis connection pool: {0}")]
-    Pool(String),
+    /// Nothing reached Redis (no connection, connect refused or timed out, pool empty, or a
+    /// refusal before executing): the call was certainly not applied.
+    #[error("store unavailable (not applied): {0}")]
+    Unavailable(String),
+    /// The call was sent but no answer came by the deadline (or the connection broke): it may
+    /// have been applied.
+    #[error("store outcome unknown (may have been applied): {0}")]
+    OutcomeUnknown(String),
+    /// REDIS_URL cannot be used.
+    #[error("invalid REDIS_URL: {0}")]
+    InvalidUrl(String),
 }
 
 /// The session store, one of the backends.
@@ -67,11 +80,24 @@ impl SessionStore {
         }
     }
 
-    /// Counts one message (unless its seq was already applied) and refreshes the TTL, atomically.
+    /// Counts one message under the gapless seq rule and refreshes the TTL, atomically; never
+    /// creates a session.
     pub async fn apply(&self, id: Uuid, seq: Option<i64>) -> Result<Applied, StoreError> {
         match self {
             SessionStore::Redis(store) => store.apply(id, seq).await,
             SessionStore::Memory(store) => Ok(store.apply(id, seq)),
+        }
+    }
+
+    /// Resets the TTL of each of these sessions that still exists, in one round trip; a
+    /// session that is gone stays gone.
+    pub async fn refresh(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        match self {
+            SessionStore::Redis(store) => store.refresh(ids).await,
+            SessionStore::Memory(store) => {
+                store.refresh(ids);
+                Ok(())
+            }
         }
     }
 
@@ -109,7 +135,7 @@ pub mod contract {
     pub async fn unknown_or_absent_ids_open_new_sessions(store: &SessionStore) {
         let fresh = store.open(None).await.expect("open");
         assert!(!fresh.resumed);
-        assert_eq!(fresh.count, 0);
+        assert_eq!((fresh.count, fresh.last_seq), (0, 0));
         let unknown = Uuid::new_v4();
         let opened = store.open(Some(unknown)).await.expect("open");
         assert!(!opened.resumed);
@@ -123,57 +149,72 @@ pub mod contract {
         let opened = store.open(None).await.expect("open");
         for expected in 1..=3 {
             let applied = store.apply(opened.id, None).await.expect("apply");
-            assert_eq!(
-                applied,
-                Applied {
-                    count: expected,
-                    duplicate: false
-                }
-            );
+            assert_eq!(applied, Applied::Counted { count: expected });
         }
+        assert_eq!(
+            store.apply(opened.id, Some(1)).await.expect("apply"),
+            Applied::Counted { count: 4 }
+        );
         let resumed = store.open(Some(opened.id)).await.expect("resume");
         assert_eq!(
             resumed,
             Opened {
                 id: opened.id,
-                count: 3,
+                count: 4,
+                last_seq: 1,
                 resumed: true
             }
         );
     }
 
-    pub async fn a_repeated_seq_is_not_counted_again(store: &SessionStore) {
+    pub async fn the_seq_rule_is_gapless(store: &SessionStore) {
         let id = store.open(None).await.expect("open").id;
-        assert_eq!(store.apply(id, Some(1)).await.expect("apply").count, 1);
-        assert_eq!(store.apply(id, Some(2)).await.expect("apply").count, 2);
-        assert_eq!(
-            store.apply(id, Some(2)).await.expect("apply"),
-            Applied {
-                count: 2,
-                duplicate: true
-            }
-        );
-        assert_eq!(
-            store.apply(id, Some(1)).await.expect("apply"),
-            Applied {
-                count: 2,
-                duplicate: true
-            }
-        );
+        let apply = |seq| async move { store.apply(id, Some(seq)).await.expect("apply") };
+        assert_eq!(apply(1).await, Applied::Counted { count: 1 });
+        assert_eq!(apply(2).await, Applied::Counted { count: 2 });
+        assert_eq!(apply(2).await, Applied::Duplicate { count: 2 });
+        assert_eq!(apply(1).await, Applied::Duplicate { count: 2 });
+        assert_eq!(apply(0).await, Applied::Duplicate { count: 2 });
+        assert_eq!(apply(5).await, Applied::SeqGap { expected: 3 });
+        assert_eq!(apply(4).await, Applied::SeqGap { expected: 3 });
         assert_eq!(
             store.apply(id, None).await.expect("apply"),
-            Applied {
-                count: 3,
-                duplicate: false
-            }
+            Applied::Counted { count: 3 },
+            "a message without seq is counted and leaves last_seq alone"
+        );
+        assert_eq!(apply(3).await, Applied::Counted { count: 4 });
+        assert_eq!(apply(4).await, Applied::Counted { count: 5 });
+        let resumed = store.open(Some(id)).await.expect("resume");
+        assert_eq!((resumed.count, resumed.last_seq), (5, 4));
+    }
+
+    pub async fn a_missing_session_is_never_recreated(store: &SessionStore) {
+        let gone = Uuid::new_v4();
+        assert_eq!(
+            store.apply(gone, Some(1)).await.expect("apply"),
+            Applied::SessionExpired
         );
         assert_eq!(
-            store.apply(id, Some(5)).await.expect("apply"),
-            Applied {
-                count: 4,
-                duplicate: false
-            }
+            store.apply(gone, None).await.expect("apply"),
+            Applied::SessionExpired
         );
+        store.refresh(&[gone]).await.expect("refresh");
+        let opened = store.open(Some(gone)).await.expect("open");
+        assert!(!opened.resumed, "neither apply nor refresh created it");
+        assert_ne!(opened.id, gone);
+    }
+
+    pub async fn refresh_keeps_live_sessions(store: &SessionStore) {
+        let a = store.open(None).await.expect("open").id;
+        let b = store.open(None).await.expect("open").id;
+        store.apply(a, Some(1)).await.expect("apply");
+        store
+            .refresh(&[a, b, Uuid::new_v4()])
+            .await
+            .expect("refresh");
+        store.refresh(&[]).await.expect("an empty batch");
+        assert_eq!(store.open(Some(a)).await.expect("resume").count, 1);
+        assert!(store.open(Some(b)).await.expect("resume").resumed);
     }
 }
 
@@ -196,8 +237,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_does_not_count_a_repeated_seq() {
-        contract::a_repeated_seq_is_not_counted_again(&memory()).await;
+    async fn memory_applies_seqs_gaplessly() {
+        contract::the_seq_rule_is_gapless(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_never_recreates_a_missing_session() {
+        contract::a_missing_session_is_never_recreated(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_refreshes_live_sessions() {
+        contract::refresh_keeps_live_sessions(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_sessions_expire_without_refresh_and_are_not_recreated() {
+        // Time passing is what is tested: two TTLs go by, `kept` refreshed every quarter TTL.
+        let store = SessionStore::Memory(MemoryStore::new(Duration::from_millis(200)));
+        let kept = store.open(None).await.expect("open").id;
+        let lapsed = store.open(None).await.expect("open").id;
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            store.refresh(&[kept]).await.expect("refresh");
+        }
+        assert_eq!(
+            store.apply(kept, Some(1)).await.expect("apply"),
+            Applied::Counted { count: 1 }
+        );
+        assert_eq!(
+            store.apply(lapsed, Some(1)).await.expect("apply"),
+            Applied::SessionExpired
+        );
     }
 
     #[test]

@@ -19,17 +19,25 @@ pub struct ClientMessage {
 /// A client frame that cannot be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("seq must be an integer from -(2^53-1) to 2^53-1")]
+    #[error("seq must be an integer from 0 to 2^53-1")]
     InvalidSeq,
 }
 
 #[derive(Deserialize)]
 struct Envelope {
-    #[serde(default)]
+    /// `Some(Value::Null)` for `"seq": null`, told apart from an absent `seq`.
+    #[serde(default, deserialize_with = "present")]
     seq: Option<serde_json::Value>,
 }
 
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
 /// Reads a client text frame. Any text counts; a JSON object's `seq` makes the count exactly-once.
+/// A `seq` that is present must be an integer in 0..=MAX_SEQ (`null` included in "present").
 pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     if !text.trim_start().starts_with('{') {
         return Ok(ClientMessage { seq: None });
@@ -38,11 +46,9 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         return Ok(ClientMessage { seq: None });
     };
     match envelope.seq {
-        None | Some(serde_json::Value::Null) => Ok(ClientMessage { seq: None }),
+        None => Ok(ClientMessage { seq: None }),
         Some(value) => match value.as_i64() {
-            Some(seq) if (-MAX_SEQ..=MAX_SEQ).contains(&seq) => {
-                Ok(ClientMessage { seq: Some(seq) })
-            }
+            Some(seq) if (0..=MAX_SEQ).contains(&seq) => Ok(ClientMessage { seq: Some(seq) }),
             _ => Err(ProtocolError::InvalidSeq),
         },
     }
@@ -52,8 +58,16 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The store could not apply the message; it was not counted, retry it.
+    /// Nothing reached the store: the message was certainly not counted. Resend it with the
+    /// same seq.
     StoreUnavailable,
+    /// The store did not answer in time: the message may have been counted. Resend it with the
+    /// same seq (a repeat is answered as a duplicate).
+    OutcomeUnknown,
+    /// The seq skipped ahead of `expected`: nothing was counted. Resend from `expected`.
+    SeqGap,
+    /// The session is gone (expired or lost): nothing was counted or created. Start over.
+    SessionExpired,
     /// The frame's `seq` is not a usable integer; it was not counted.
     InvalidSeq,
 }
@@ -65,6 +79,7 @@ pub enum ServerFrame<'a> {
     Session {
         session_id: Uuid,
         count: u64,
+        last_seq: i64,
         resumed: bool,
         color: Color,
         heartbeat_ms: u64,
@@ -83,6 +98,9 @@ pub enum ServerFrame<'a> {
         code: ErrorCode,
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<i64>,
+        /// With `seq_gap`: the seq the session expects next.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected: Option<i64>,
     },
 }
 
@@ -108,7 +126,6 @@ mod tests {
         assert_eq!(parse("hello"), Ok(ClientMessage { seq: None }));
         assert_eq!(parse("{not json"), Ok(ClientMessage { seq: None }));
         assert_eq!(parse(r#"{"text":"hi"}"#), Ok(ClientMessage { seq: None }));
-        assert_eq!(parse(r#"{"seq":null}"#), Ok(ClientMessage { seq: None }));
     }
 
     #[test]
@@ -131,6 +148,8 @@ mod tests {
             r#"{"seq":"3"}"#,
             r#"{"seq":9007199254740992}"#,
             r#"{"seq":[1]}"#,
+            r#"{"seq":null}"#,
+            r#"{"seq":-1}"#,
         ] {
             assert_eq!(parse(text), Err(ProtocolError::InvalidSeq), "{text}");
         }
@@ -142,13 +161,14 @@ mod tests {
         let frame = ServerFrame::Session {
             session_id: id,
             count: 3,
+            last_seq: 2,
             resumed: true,
             color: Color::Green,
             heartbeat_ms: 30000,
         };
         assert_eq!(
             json_of(frame),
-            json!({"type":"session","session_id":id.to_string(),"count":3,"resumed":true,"color":"green","heartbeat_ms":30000})
+            json!({"type":"session","session_id":id.to_string(),"count":3,"last_seq":2,"resumed":true,"color":"green","heartbeat_ms":30000})
         );
     }
 
@@ -177,9 +197,26 @@ mod tests {
         assert_eq!(
             json_of(ServerFrame::Error {
                 code: ErrorCode::StoreUnavailable,
-                seq: Some(9)
+                seq: Some(9),
+                expected: None,
             }),
             json!({"type":"error","code":"store_unavailable","seq":9})
+        );
+        assert_eq!(
+            json_of(ServerFrame::Error {
+                code: ErrorCode::SeqGap,
+                seq: Some(9),
+                expected: Some(4),
+            }),
+            json!({"type":"error","code":"seq_gap","seq":9,"expected":4})
+        );
+        assert_eq!(
+            json_of(ServerFrame::Error {
+                code: ErrorCode::OutcomeUnknown,
+                seq: Some(9),
+                expected: None,
+            }),
+            json!({"type":"error","code":"outcome_unknown","seq":9})
         );
         assert_eq!(
             json_of(ServerFrame::Heartbeat {

@@ -13,9 +13,10 @@ use super::limits::RateLimit;
 use super::protocol::{self, ErrorCode, ServerFrame};
 use crate::heartbeat::{Beat, Tick};
 use crate::hub::{Registration, Subscriptions};
+use crate::live::Held;
 use crate::metrics::MessageResult;
 use crate::state::AppState;
-use crate::store::Opened;
+use crate::store::{Applied, Opened, StoreError};
 
 /// How long the server waits for the client's close frame after sending its own.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
@@ -25,6 +26,8 @@ pub(super) struct Session {
     opened: Opened,
     /// Frees this connection's place in the hub when the session ends, however it ends.
     _registration: Registration,
+    /// Keeps the session's TTL refreshed while this connection is open.
+    _held: Held,
     subscriptions: Subscriptions,
     rate: Option<RateLimit>,
     /// When the client last sent anything (a frame or a pong).
@@ -39,10 +42,12 @@ impl Session {
         subscriptions: Subscriptions,
     ) -> Self {
         let rate = state.config.limits.max_messages_per_sec.map(RateLimit::new);
+        let held = state.live.hold(opened.id);
         Session {
             state,
             opened,
             _registration: registration,
+            _held: held,
             subscriptions,
             rate,
             last_heard: Instant::now(),
@@ -64,6 +69,7 @@ impl Session {
         let hello = ServerFrame::Session {
             session_id: self.opened.id,
             count: self.opened.count,
+            last_seq: self.opened.last_seq,
             resumed: self.opened.resumed,
             color: self.state.config.color,
             heartbeat_ms: u64::try_from(self.state.config.heartbeat_interval.as_millis())
@@ -126,37 +132,17 @@ impl Session {
         let started = Instant::now();
         let (reply, result) = match protocol::parse(text) {
             Err(protocol::ProtocolError::InvalidSeq) => (
-                ServerFrame::Error {
-                    code: ErrorCode::InvalidSeq,
-                    seq: None,
-                },
+                error_frame(ErrorCode::InvalidSeq, None),
                 MessageResult::Failed,
             ),
-            Ok(message) => match self.state.store.apply(self.opened.id, message.seq).await {
-                Ok(applied) => (
-                    ServerFrame::Count {
-                        count: applied.count,
-                        seq: message.seq,
-                        duplicate: applied.duplicate,
-                    },
-                    if applied.duplicate {
-                        MessageResult::Duplicate
-                    } else {
-                        MessageResult::Counted
-                    },
-                ),
-                Err(error) => {
-                    tracing::debug!(%error, session_id = %self.opened.id, "message not applied");
+            Ok(message) => {
+                let outcome = self.state.store.apply(self.opened.id, message.seq).await;
+                if let Err(error) = &outcome {
+                    tracing::debug!(%error, session_id = %self.opened.id, "message not acknowledged");
                     self.state.metrics.store_failed();
-                    (
-                        ServerFrame::Error {
-                            code: ErrorCode::StoreUnavailable,
-                            seq: message.seq,
-                        },
-                        MessageResult::Failed,
-                    )
                 }
-            },
+                reply(outcome, message.seq)
+            }
         };
         self.send(socket, Message::Text(reply.to_json().into()))
             .await?;
@@ -227,6 +213,50 @@ impl Session {
             handshake,
         )
         .await;
+    }
+}
+
+fn error_frame(code: ErrorCode, seq: Option<i64>) -> ServerFrame<'static> {
+    ServerFrame::Error {
+        code,
+        seq,
+        expected: None,
+    }
+}
+
+/// The answer to a message whose store call ended with `outcome`.
+fn reply(
+    outcome: Result<Applied, StoreError>,
+    seq: Option<i64>,
+) -> (ServerFrame<'static>, MessageResult) {
+    let count = |count, duplicate| ServerFrame::Count {
+        count,
+        seq,
+        duplicate,
+    };
+    match outcome {
+        Ok(Applied::Counted { count: n }) => (count(n, false), MessageResult::Counted),
+        Ok(Applied::Duplicate { count: n }) => (count(n, true), MessageResult::Duplicate),
+        Ok(Applied::SeqGap { expected }) => (
+            ServerFrame::Error {
+                code: ErrorCode::SeqGap,
+                seq,
+                expected: Some(expected),
+            },
+            MessageResult::Failed,
+        ),
+        Ok(Applied::SessionExpired) => (
+            error_frame(ErrorCode::SessionExpired, seq),
+            MessageResult::Failed,
+        ),
+        Err(StoreError::OutcomeUnknown(_)) => (
+            error_frame(ErrorCode::OutcomeUnknown, seq),
+            MessageResult::Failed,
+        ),
+        Err(StoreError::Unavailable(_) | StoreError::InvalidUrl(_)) => (
+            error_frame(ErrorCode::StoreUnavailable, seq),
+            MessageResult::Failed,
+        ),
     }
 }
 

@@ -107,9 +107,9 @@ function makeClient(extra = {}) {
   return { client, clock, storage, events };
 }
 
-function session(ws, { id = ID_A, count = 0, resumed = false, heartbeatMs = 1000 } = {}) {
+function session(ws, { id = ID_A, count = 0, lastSeq = count, resumed = false, heartbeatMs = 1000 } = {}) {
   ws.open();
-  ws.receive({ type: "session", session_id: id, count, resumed, color: "blue", heartbeat_ms: heartbeatMs });
+  ws.receive({ type: "session", session_id: id, count, last_seq: lastSeq, resumed, color: "blue", heartbeat_ms: heartbeatMs });
 }
 
 // --- backoff ----------------------------------------------------------------------
@@ -212,7 +212,9 @@ test("unacknowledged messages are resent in order with the same seq after a reco
   await clock.advance(1000);
   ws = FakeSocket.last();
   assert.deepEqual(ws.sent, [], "nothing is sent before the session frame");
-  session(ws, { id: ID_A, resumed: true, count: 2 });
+  // the old connection's seq 2 was still in flight when the resume read last_seq 1; it
+  // lands later, so the resent 2 is answered as a duplicate
+  session(ws, { id: ID_A, resumed: true, count: 2, lastSeq: 1 });
   assert.deepEqual(ws.sent.map((m) => m.seq), [2, 3, 4]);
   ws.receive({ type: "count", count: 2, seq: 2, duplicate: true });
   ws.receive({ type: "count", count: 3, seq: 3 });
@@ -222,26 +224,43 @@ test("unacknowledged messages are resent in order with the same seq after a reco
   assert.ok(events.some((e) => e.type === "count" && e.seq === 2 && e.duplicate));
 });
 
-test("a new session (stored one expired) numbers pending messages afresh from 1", async () => {
+test("a resumed session acknowledges pending messages up to its last_seq and resends the rest", async () => {
+  const { client, clock } = makeClient();
+  client.connect();
+  let ws = FakeSocket.last();
+  session(ws, { id: ID_A });
+  client.send();
+  client.send();
+  client.send();
+  ws.drop(1006); // seqs 1 and 2 were applied, their replies lost
+  await clock.advance(1000);
+  ws = FakeSocket.last();
+  session(ws, { id: ID_A, resumed: true, count: 2, lastSeq: 2 });
+  assert.deepEqual(ws.sent.map((m) => m.seq), [3]);
+  assert.equal(client.pending, 1);
+  assert.equal(client.acked, 2);
+  assert.equal(client.send(), 4);
+});
+
+test("a new session (stored one expired) says so and numbers pending messages afresh from 1", async () => {
   const storage = memoryStorage();
   storage.setItem("switchyard.session_id", ID_A);
-  storage.setItem("switchyard.last_seq", "41");
-  const { client, clock } = makeClient({ storage });
+  const { client, clock, events } = makeClient({ storage });
   client.connect();
   let ws = FakeSocket.last();
   assert.equal(ws.sessionId, ID_A);
   session(ws, { id: ID_A, resumed: true, count: 41 });
-  assert.equal(client.send(), 42, "seq continues from storage on a resumed session");
+  assert.equal(client.send(), 42, "seq continues from the session's last_seq");
   ws.drop(1006);
   await clock.advance(1000);
   ws = FakeSocket.last();
   session(ws, { id: ID_B, resumed: false, count: 0 });
   assert.deepEqual(ws.sent, [{ seq: 1 }]);
   assert.equal(storage.getItem("switchyard.session_id"), ID_B);
-  assert.equal(storage.getItem("switchyard.last_seq"), "1");
+  assert.ok(events.some((e) => e.type === "error" && e.code === "session_expired"));
 });
 
-test("the seq survives a page reload through storage", () => {
+test("the seq continues after a page reload from the session frame's last_seq", () => {
   const storage = memoryStorage();
   const first = makeClient({ storage });
   first.client.connect();
@@ -256,20 +275,53 @@ test("the seq survives a page reload through storage", () => {
   assert.equal(second.client.send(), 3);
 });
 
-test("store_unavailable is retried under a new seq, so a later message cannot turn it into a duplicate", async () => {
+for (const code of ["store_unavailable", "outcome_unknown"]) {
+  test(`${code} makes the client resend everything pending in order with the same seqs`, async () => {
+    const { client, clock } = makeClient();
+    client.connect();
+    const ws = FakeSocket.last();
+    session(ws);
+    client.send(); // seq 1: the store fails
+    client.send(); // seq 2, pipelined: refused as a gap
+    ws.receive({ type: "error", code, seq: 1 });
+    ws.receive({ type: "error", code: "seq_gap", seq: 2, expected: 1 });
+    await clock.advance(1000);
+    assert.deepEqual(ws.sent.map((m) => m.seq), [1, 2, 1, 2], "one resend, same seqs, in order");
+    ws.receive({ type: "count", count: 1, seq: 1, ...(code === "outcome_unknown" && { duplicate: true }) });
+    ws.receive({ type: "count", count: 2, seq: 2 });
+    assert.equal(client.pending, 0);
+    assert.equal(client.count, 2);
+  });
+}
+
+test("seq_gap acknowledges what was applied before the expected seq", async () => {
   const { client, clock } = makeClient();
   client.connect();
   const ws = FakeSocket.last();
   session(ws);
-  client.send(); // seq 1: the store is down
-  ws.receive({ type: "error", code: "store_unavailable", seq: 1 });
-  client.send(); // seq 2: the store is back
-  ws.receive({ type: "count", count: 1, seq: 2 });
+  client.send();
+  client.send();
+  client.send();
+  ws.receive({ type: "error", code: "seq_gap", seq: 3, expected: 3 });
+  assert.equal(client.pending, 1);
   await clock.advance(1000);
-  assert.deepEqual(ws.sent.map((m) => m.seq), [1, 2, 3], "the failed message goes again as seq 3");
-  ws.receive({ type: "count", count: 2, seq: 3 });
-  assert.equal(client.pending, 0);
-  assert.equal(client.count, 2);
+  assert.deepEqual(ws.sent.map((m) => m.seq), [1, 2, 3, 3]);
+});
+
+test("session_expired forgets the session and starts over knowingly in a new one", async () => {
+  const { client, clock, storage, events } = makeClient();
+  client.connect();
+  let ws = FakeSocket.last();
+  session(ws, { id: ID_A });
+  client.send();
+  ws.receive({ type: "error", code: "session_expired", seq: 1 });
+  assert.ok(events.some((e) => e.type === "error" && e.code === "session_expired"));
+  assert.equal(storage.getItem("switchyard.session_id"), null);
+  await clock.advance(1000);
+  ws = FakeSocket.last();
+  assert.equal(ws.sessionId, null, "no id: a new session");
+  session(ws, { id: ID_B });
+  assert.deepEqual(ws.sent, [{ seq: 1 }]);
 });
 
 /**
@@ -289,24 +341,40 @@ class FakeServer {
       this.sessions.set(id, { count: 0, lastSeq: 0 });
     }
     ws.serverSession = id;
-    session(ws, { id, resumed, count: this.sessions.get(id).count });
+    const s = this.sessions.get(id);
+    session(ws, { id, resumed, count: s.count, lastSeq: s.lastSeq });
   }
-  /** Apply what the client sent since last time; reply unless `loseRepliesAfter` says to drop. */
-  process(ws, { loseRepliesAfter = Infinity } = {}) {
+  /**
+   * Apply what the client sent since last time (gapless: only last_seq + 1); reply unless
+   * `loseRepliesAfter` says to drop; `fail(i)` makes the store fail for frame i: "unavailable"
+   * (not applied) or "unknown" (applied, but the reply says outcome_unknown).
+   */
+  process(ws, { loseRepliesAfter = Infinity, fail = () => null } = {}) {
     const s = this.sessions.get(ws.serverSession);
     const frames = ws.sent.splice(0);
     frames.forEach((f, i) => {
-      const duplicate = f.seq <= s.lastSeq;
-      if (!duplicate) {
-        s.count += 1;
-        s.lastSeq = f.seq;
+      const failure = fail(i);
+      let reply;
+      if (failure === "unavailable") {
+        reply = { type: "error", code: "store_unavailable", seq: f.seq };
+      } else if (f.seq > s.lastSeq + 1) {
+        reply = { type: "error", code: "seq_gap", seq: f.seq, expected: s.lastSeq + 1 };
+      } else {
+        const duplicate = f.seq <= s.lastSeq;
+        if (!duplicate) {
+          s.count += 1;
+          s.lastSeq = f.seq;
+        }
+        reply = failure === "unknown"
+          ? { type: "error", code: "outcome_unknown", seq: f.seq }
+          : { type: "count", count: s.count, seq: f.seq, ...(duplicate && { duplicate }) };
       }
-      if (i < loseRepliesAfter) ws.receive({ type: "count", count: s.count, seq: f.seq, ...(duplicate && { duplicate }) });
+      if (i < loseRepliesAfter) ws.receive(reply);
     });
   }
 }
 
-test("every message counts exactly once across drops that lose replies", async () => {
+test("every message counts exactly once across store failures and drops that lose replies", async () => {
   let seed = 7;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const { client, clock } = makeClient({ random: rand });
@@ -322,8 +390,11 @@ test("every message counts exactly once across drops that lose replies", async (
       // the server applies everything it read, then (sometimes) the connection dies
       // before some replies reach the client
       const dies = rand() < 0.3;
-      server.process(ws, { loseRepliesAfter: dies ? Math.floor(rand() * 3) : Infinity });
+      const failing = rand() < 0.3;
+      const fail = () => (failing && rand() < 0.4 ? (rand() < 0.5 ? "unavailable" : "unknown") : null);
+      server.process(ws, { loseRepliesAfter: dies ? Math.floor(rand() * 3) : Infinity, fail });
       if (dies) ws.drop(rand() < 0.5 ? 1001 : 1006);
+      else await clock.advance(rand() < 0.5 ? 300 : 0); // sometimes let the resend fire
     } else {
       await clock.advance(clock.pending()[0] ?? 0);
       const next = FakeSocket.last();

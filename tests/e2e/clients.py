@@ -1,7 +1,10 @@
 """Clients that talk to switchyard through Traefik and must count exactly once across deploys.
 
-Each client opens a session, then sends numbered messages ({"seq": n}) one at a time. When its
-connection closes it reconnects with its session_id and resends the unacknowledged message.
+Each client opens a session, then sends numbered messages ({"seq": n}, gapless) one at a time.
+When its connection closes it reconnects with its session_id; the session frame's last_seq
+acknowledges the message in flight if it was applied, else it is resent with the same seq, as it
+is after store_unavailable or outcome_unknown. A session that is gone (session_expired, or a
+resume that opens a new session) is reported and started over knowingly.
 It checks every reply as it goes and, when told to stop (the stop file appears), finishes its
 message in flight, closes, and the run compares every session's count in Redis with what was
 acknowledged to it. The result is one JSON object on stdout.
@@ -33,6 +36,7 @@ class Stats:
         self.acked = 0
         self.duplicates = 0
         self.errors = 0
+        self.expired = 0
         self.close_codes = {}
         self.reconnect_ms = []
         self.sessions = {}  # session_id -> last acknowledged seq (= its expected count)
@@ -72,7 +76,16 @@ async def run_client(url, interval, stats, stop, connected):
                 if not session.get("resumed") or session.get("session_id") != session_id:
                     stats.not_resumed += 1
                     stats.problems.append(f"not resumed: {session}")
+            if session_id is not None and session.get("session_id") != session_id:
+                # Gone: start over knowingly; the lost session is not compared with Redis.
+                stats.sessions.pop(session_id, None)
+                seq, pending = 0, None
             session_id = session["session_id"]
+            if pending is not None and session.get("last_seq", 0) >= pending:
+                # Applied before the connection closed: acknowledged by last_seq.
+                seq, pending = pending, None
+                stats.acked += 1
+                stats.sessions[session_id] = seq
             count = session["count"]
             if count != seq:
                 stats.wrong_counts += 1
@@ -89,7 +102,15 @@ async def run_client(url, interval, stats, stop, connected):
                     pending = seq + 1
                 await ws.send(json.dumps({"seq": pending}))
                 reply = await next_reply(ws)
+                if reply.get("type") == "error" and reply.get("code") == "session_expired":
+                    stats.expired += 1
+                    stats.problems.append(f"session {session_id} expired")
+                    stats.sessions.pop(session_id, None)
+                    session_id, seq, pending = None, 0, None
+                    await ws.close()
+                    break
                 if reply.get("type") == "error":
+                    # store_unavailable / outcome_unknown: the same seq again.
                     stats.errors += 1
                     await asyncio.sleep(0.05)
                     continue
@@ -174,6 +195,7 @@ async def main():
         "acked": stats.acked,
         "duplicates_answered": stats.duplicates,
         "store_errors": stats.errors,
+        "sessions_expired": stats.expired,
         "wrong_counts": stats.wrong_counts,
         "lost": lost,
         "doubled": doubled,

@@ -3,6 +3,7 @@
 
 mod close_codes;
 mod drain;
+mod faults;
 mod heartbeat;
 mod messages;
 mod migrations;

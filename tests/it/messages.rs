@@ -70,16 +70,41 @@ async fn duplicate_seq_is_answered_without_counting() {
 }
 
 #[tokio::test]
-async fn a_seq_that_is_not_an_integer_is_an_error_and_not_counted() {
+async fn a_seq_that_is_not_a_non_negative_integer_is_an_error_and_not_counted() {
     let app = TestApp::spawn(&[]).await;
     let (mut client, _) = WsClient::open(app.addr, None).await;
-    client.send_text(r#"{"seq":"one"}"#).await;
-    assert_eq!(
-        client.next_reply().await,
-        serde_json::json!({"type": "error", "code": "invalid_seq"})
-    );
+    for bad in [r#"{"seq":"one"}"#, r#"{"seq":null}"#, r#"{"seq":-1}"#] {
+        client.send_text(bad).await;
+        assert_eq!(
+            client.next_reply().await,
+            serde_json::json!({"type": "error", "code": "invalid_seq"}),
+            "{bad}"
+        );
+    }
     client.send_text("plain").await;
     assert_eq!(client.next_reply().await["count"], 1);
+}
+
+#[tokio::test]
+async fn a_seq_that_skips_ahead_is_refused_with_the_expected_seq() {
+    let app = TestApp::spawn(&[]).await;
+    let (mut client, session) = WsClient::open(app.addr, None).await;
+    assert_eq!(session["last_seq"], 0);
+    client.send_seq(1).await;
+    assert_eq!(
+        client.send_seq(3).await,
+        serde_json::json!({"type": "error", "code": "seq_gap", "seq": 3, "expected": 2})
+    );
+    assert_eq!(
+        client.send_seq(2).await,
+        serde_json::json!({"type": "count", "count": 2, "seq": 2})
+    );
+    let id = session["session_id"].as_str().expect("id");
+    let (_again, resumed) = WsClient::open(app.addr, Some(id)).await;
+    assert_eq!(
+        (&resumed["count"], &resumed["last_seq"]),
+        (&2.into(), &2.into())
+    );
 }
 
 #[tokio::test]

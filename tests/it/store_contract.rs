@@ -28,9 +28,21 @@ async fn redis_counts_and_resumes() {
 }
 
 #[tokio::test]
-async fn redis_does_not_count_a_repeated_seq() {
+async fn redis_applies_seqs_gaplessly() {
     let redis = TestRedis::start().await;
-    contract::a_repeated_seq_is_not_counted_again(&redis_store(&redis).await).await;
+    contract::the_seq_rule_is_gapless(&redis_store(&redis).await).await;
+}
+
+#[tokio::test]
+async fn redis_never_recreates_a_missing_session() {
+    let redis = TestRedis::start().await;
+    contract::a_missing_session_is_never_recreated(&redis_store(&redis).await).await;
+}
+
+#[tokio::test]
+async fn redis_refreshes_live_sessions() {
+    let redis = TestRedis::start().await;
+    contract::refresh_keeps_live_sessions(&redis_store(&redis).await).await;
 }
 
 #[tokio::test]

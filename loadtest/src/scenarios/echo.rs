@@ -29,8 +29,7 @@ pub(crate) async fn echo(common: &Common, duration: Duration) -> anyhow::Result<
             while Instant::now() < deadline {
                 seq += 1;
                 let sent = Instant::now();
-                client.send_seq(seq).await?;
-                let reply = match client.next_reply().await? {
+                let reply = match client.send_acked(seq).await? {
                     Ok(reply) => reply,
                     Err(code) => bail!("closed with {code} during the run"),
                 };

@@ -1,5 +1,7 @@
 //! `promote`: clients through Traefik send numbered messages, reconnecting with their
-//! session_id whenever closed, while a deploy command runs. Counts failed connects, resumes
+//! session_id whenever closed (the message in flight is acknowledged by the session frame's
+//! last_seq, or resent with the same seq), while a deploy command runs. A session that is gone
+//! (`session_expired`) is started over knowingly and counted. Counts failed connects, resumes
 //! and reconnect latency, then compares every session's count in Redis with what was
 //! acknowledged (lost = fewer, doubled = more).
 
@@ -22,6 +24,7 @@ struct Outcome {
     failed_connects: u64,
     reconnects: u64,
     not_resumed: u64,
+    expired: u64,
     wrong_counts: u64,
     closes: BTreeMap<u16, u64>,
     reconnect_latency: Vec<Duration>,
@@ -57,7 +60,18 @@ async fn run_client(
                 outcome.not_resumed += 1;
             }
         }
+        if !session.resumed {
+            // A new session (counted above as not resumed when one was asked for): from zero.
+            outcome.acked = 0;
+            pending = None;
+        }
         outcome.session = session.id.clone();
+        if let Some(seq) = pending.filter(|seq| session.last_seq >= *seq) {
+            // Applied before the connection closed; only its reply was lost.
+            outcome.acked = seq;
+            pending = None;
+            progress.add(1);
+        }
         if session.count != outcome.acked {
             outcome.wrong_counts += 1;
         }
@@ -68,11 +82,7 @@ async fn run_client(
                 None => outcome.acked + 1,
             };
             pending = Some(seq);
-            let reply = match client.send_seq(seq).await {
-                Ok(()) => client.next_reply().await,
-                Err(error) => Err(error),
-            };
-            match reply {
+            match client.send_acked(seq).await {
                 Ok(Ok(reply)) if reply["type"] == "count" && reply["seq"] == seq => {
                     if reply["count"] != seq {
                         outcome.wrong_counts += 1;
@@ -81,6 +91,14 @@ async fn run_client(
                     pending = None;
                     progress.add(1);
                     tokio::time::sleep(interval).await;
+                }
+                Ok(Ok(reply)) if reply["code"] == "session_expired" => {
+                    // Gone: a new session, from zero, knowingly.
+                    outcome.expired += 1;
+                    outcome.session.clear();
+                    outcome.acked = 0;
+                    pending = None;
+                    break;
                 }
                 Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Ok(Err(code)) => {
@@ -172,6 +190,7 @@ pub(crate) async fn promote(
         "reconnects": reconnects,
         "resumed_fraction": if reconnects == 0 { 1.0 } else { (reconnects - not_resumed) as f64 / reconnects as f64 },
         "wrong_counts": sum(|o| o.wrong_counts),
+        "sessions_expired": sum(|o| o.expired),
         "lost": lost,
         "doubled": doubled,
         "close_codes": closes,

@@ -16,8 +16,7 @@ pub(crate) async fn resume(common: &Common) -> anyhow::Result<Value> {
     let (clients, _) = open_many(&target, common.connections, common.connect_concurrency).await?;
     let mut ids = Vec::with_capacity(clients.len());
     for (mut client, session) in clients {
-        client.send_seq(1).await?;
-        if client.next_reply().await?.map(|r| r["count"] == 1) != Ok(true) {
+        if client.send_acked(1).await?.map(|r| r["count"] == 1) != Ok(true) {
             bail!("first message of {} not counted", session.id);
         }
         ids.push(session.id);

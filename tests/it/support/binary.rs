@@ -67,6 +67,12 @@ impl TestBinary {
         .expect("SIGTERM");
     }
 
+    /// SIGKILL, and waits for the process to be gone.
+    pub(crate) async fn kill9(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.exit_status(Duration::from_secs(5)).await;
+    }
+
     pub(crate) async fn exit_status(&mut self, limit: Duration) -> ExitStatus {
         within(limit, "switchyard to exit", self.child.wait())
             .await

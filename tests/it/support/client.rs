@@ -110,6 +110,14 @@ impl WsClient {
         }
     }
 
+    /// The next JSON frame, heartbeats included.
+    pub(crate) async fn next_reply_or_heartbeat(&mut self) -> Value {
+        match self.next_frame().await {
+            Frame::Json(frame) => frame,
+            other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
     pub(crate) async fn send_text(&mut self, text: &str) {
         self.stream.send(Message::text(text)).await.expect("send");
     }

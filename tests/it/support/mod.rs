@@ -4,12 +4,14 @@ pub(crate) mod app;
 pub(crate) mod binary;
 pub(crate) mod client;
 pub(crate) mod redis;
+pub(crate) mod sender;
 pub(crate) mod wait;
 
 pub(crate) use app::TestApp;
 pub(crate) use binary::TestBinary;
 pub(crate) use client::WsClient;
 pub(crate) use redis::TestRedis;
+pub(crate) use sender::Sender;
 pub(crate) use wait::within;
 
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -106,13 +107,35 @@ impl TestRedis {
 
     /// Stops redis-server with SIGTERM (a persistent one saves first) and waits for its exit.
     pub(crate) async fn stop(&mut self) {
-        let mut child = self.child.take().expect("redis is running");
+        self.end(Signal::SIGTERM).await;
+    }
+
+    /// Kills redis-server with SIGKILL and waits for its exit: a persistent one keeps what its
+    /// append-only file holds (every acknowledged write: `appendfsync always`).
+    pub(crate) async fn kill(&mut self) {
+        self.end(Signal::SIGKILL).await;
+    }
+
+    /// Freezes redis-server (SIGSTOP): connections stay open, nothing is answered.
+    pub(crate) fn freeze(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Resumes a frozen redis-server (SIGCONT).
+    pub(crate) fn thaw(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("redis is running");
         let pid = child.id().expect("running child has a pid");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("signal redis-server");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signal redis-server");
+    }
+
+    async fn end(&mut self, signal: Signal) {
+        self.signal(signal);
+        let mut child = self.child.take().expect("redis is running");
         within(
             Duration::from_secs(10),
             "redis-server to exit",
@@ -135,6 +158,11 @@ impl TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            // A frozen Redis must not outlive the test as a stopped process.
+            if let Some(pid) = child.id() {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGCONT);
+            }
             let _ = child.start_kill();
         }
         if let Some(dir) = &self.dir {
