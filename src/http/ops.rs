@@ -26,11 +26,11 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     if state.lifecycle.is_draining() {
         return not_ready("draining", json!({}));
     }
-    if let Err(error) = state.store.ping().await {
-        tracing::warn!(%error, "not ready: store unavailable");
-        return not_ready("store_unavailable", json!({}));
-    }
-    match state.migrations.pending(&state.store).await {
+    let checks = async {
+        state.store.ping().await?;
+        state.migrations.pending(&state.store).await
+    };
+    match state.store.read_within_deadline(checks).await {
         Ok(pending) if pending.is_empty() => {
             Json(json!({ "status": "ready", "color": color })).into_response()
         }

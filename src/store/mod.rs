@@ -5,6 +5,7 @@ mod memory;
 mod redis;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -115,6 +116,25 @@ impl SessionStore {
         match self {
             SessionStore::Redis(store) => store.ping().await,
             SessionStore::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Runs several store calls under one REDIS_TIMEOUT_MS deadline (each call is bounded by it
+    /// already; this bounds their sum). Only for reads: running out is reported as unavailable.
+    pub async fn read_within_deadline<T>(
+        &self,
+        reads: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self {
+            SessionStore::Redis(store) => tokio::time::timeout(store.timeout(), reads)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "no answer within {:?} (REDIS_TIMEOUT_MS)",
+                        store.timeout()
+                    )))
+                }),
+            SessionStore::Memory(_) => reads.await,
         }
     }
 }

@@ -126,6 +126,11 @@ impl RedisStore {
         }
     }
 
+    /// REDIS_TIMEOUT_MS: the bound of every store call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The deadline of a store operation starting now.
     fn deadline(&self) -> Instant {
         Instant::now() + self.timeout
