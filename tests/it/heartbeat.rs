@@ -12,25 +12,35 @@ async fn every_connection_receives_the_same_heartbeat() {
     for _ in 0..20 {
         clients.push(WsClient::open(app.addr, None).await.0);
     }
-    let mut stamps = Vec::new();
+    // A tick may be under way while the clients connect, so a client's first beat can be the
+    // one before; the tick after it reaches them all: it is within each client's first two.
+    let mut seen = Vec::new();
     for client in &mut clients {
-        let beat = match client.next_frame().await {
-            Frame::Json(frame) if frame["type"] == "heartbeat" => frame,
-            other => panic!("expected a heartbeat, got {other:?}"),
-        };
-        let ts = beat["ts"].as_str().expect("ts").to_owned();
-        assert_eq!(
-            ts.len(),
-            "2026-11-22T13:00:00.000Z".len(),
-            "RFC 3339 with milliseconds: {ts}"
-        );
-        assert!(ts.ends_with('Z'));
-        stamps.push(ts);
+        let mut stamps = Vec::new();
+        for _ in 0..2 {
+            let beat = match client.next_frame().await {
+                Frame::Json(frame) if frame["type"] == "heartbeat" => frame,
+                other => panic!("expected a heartbeat, got {other:?}"),
+            };
+            let ts = beat["ts"].as_str().expect("ts").to_owned();
+            assert_eq!(
+                ts.len(),
+                "2026-11-22T13:00:00.000Z".len(),
+                "RFC 3339 with milliseconds: {ts}"
+            );
+            assert!(ts.ends_with('Z'), "{ts}");
+            stamps.push(ts);
+        }
+        seen.push(stamps);
     }
-    // All got a beat; consecutive clients may straddle a tick, but never more than two distinct beats.
-    stamps.sort();
-    stamps.dedup();
-    assert!(stamps.len() <= 2, "{stamps:?}");
+    let shared: Vec<&String> = seen[0]
+        .iter()
+        .filter(|stamp| seen.iter().all(|stamps| stamps.contains(stamp)))
+        .collect();
+    assert!(
+        !shared.is_empty(),
+        "no heartbeat reached every connection: {seen:?}"
+    );
     within(
         Duration::from_secs(5),
         "a fan-out observation",

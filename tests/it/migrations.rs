@@ -92,7 +92,7 @@ async fn old_sessions_are_imported_with_their_ttl_and_resume() {
 #[tokio::test]
 async fn migrate_names_an_unreachable_redis() {
     let url = crate::support::redis::unreachable_url();
-    let (status, _) = tokio::time::timeout(
+    let (status, output) = tokio::time::timeout(
         Duration::from_secs(10),
         run_command(
             &["migrate"],
@@ -101,5 +101,9 @@ async fn migrate_names_an_unreachable_redis() {
     )
     .await
     .expect("migrate gives up within its timeout");
-    assert!(!status.success());
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("cannot connect") && output.contains(&url),
+        "the error names the Redis it could not reach: {output}"
+    );
 }

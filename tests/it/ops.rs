@@ -72,11 +72,21 @@ async fn the_page_is_served_with_security_headers() {
         .expect("ascii");
     assert!(csp.contains("default-src 'self'"), "{csp}");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let body = page.text().await.expect("body");
     assert!(
-        page.text().await.expect("body").contains("client.js")
-            || app.get("/client.js").await.status() == 200
+        body.contains(r#"src="page.js""#),
+        "the page loads page.js: {body}"
     );
-    assert_eq!(app.get("/client.js").await.status(), 200);
+    for script in ["/page.js", "/client.js"] {
+        let answer = app.get(script).await;
+        assert_eq!(answer.status(), 200, "{script}");
+        assert!(
+            answer.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|kind| kind.contains("javascript")),
+            "{script} is served as JavaScript"
+        );
+    }
 }
 
 #[tokio::test]
