@@ -3,11 +3,14 @@
 
 mod close_codes;
 mod drain;
+mod echo;
 mod heartbeat;
 mod messages;
 mod migrations;
 mod ops;
+mod protocol_errors;
 mod redis_outage;
 mod sessions;
+mod slow_requests;
 mod store_contract;
 mod support;

@@ -3,12 +3,14 @@
 pub(crate) mod app;
 pub(crate) mod binary;
 pub(crate) mod client;
+pub(crate) mod raw;
 pub(crate) mod redis;
 pub(crate) mod wait;
 
 pub(crate) use app::TestApp;
 pub(crate) use binary::TestBinary;
 pub(crate) use client::WsClient;
+pub(crate) use raw::RawSocket;
 pub(crate) use redis::TestRedis;
 pub(crate) use wait::within;
 
