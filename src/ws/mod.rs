@@ -30,6 +30,9 @@ const READ_BUFFER_BYTES: usize = 256;
 const WRITE_BUFFER_BYTES: usize = 256;
 /// Outbound bytes one socket may hold unsent; a client that lets it fill is too slow.
 const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// The longest frame header (2 bytes, 8 of length; server frames carry no mask): a message of
+/// MAX_MESSAGE_BYTES echoed back needs this much more room in the write buffer.
+const MAX_FRAME_HEADER_BYTES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -155,7 +158,7 @@ where
     let max_message = state.config.limits.max_message_bytes.get();
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES.max(max_message))
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES.max(max_message + MAX_FRAME_HEADER_BYTES))
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {

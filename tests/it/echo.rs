@@ -16,7 +16,12 @@ async fn there_is_no_echo_endpoint_by_default() {
 
 #[tokio::test]
 async fn with_conformance_echo_messages_come_back_as_sent() {
-    let server = TestBinary::start(&[("STORE", "memory"), ("CONFORMANCE_ECHO", "1")]).await;
+    let server = TestBinary::start(&[
+        ("STORE", "memory"),
+        ("CONFORMANCE_ECHO", "1"),
+        ("MAX_MESSAGE_BYTES", "100000"),
+    ])
+    .await;
     let (mut stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/echo", server.addr))
         .await
         .expect("upgrade");
@@ -24,6 +29,8 @@ async fn with_conformance_echo_messages_come_back_as_sent() {
         Message::text("héllo"),
         Message::binary(vec![0u8, 1, 2, 255]),
         Message::text(""),
+        // Exactly MAX_MESSAGE_BYTES, over the 64 KiB write buffer: its frame header fits too.
+        Message::binary(vec![7u8; 100_000]),
     ];
     for message in sent {
         stream.send(message.clone()).await.expect("send");
