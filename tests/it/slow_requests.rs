@@ -41,7 +41,7 @@ async fn server(env: &[(&str, &str)]) -> (TestRedis, TestBinary) {
     (redis, TestBinary::start(&env).await)
 }
 
-const FLOOD: usize = 1000;
+const FLOOD: usize = 2000;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[tokio::test]
@@ -78,6 +78,7 @@ async fn half_sent_requests_are_closed_by_the_header_timeout_while_clients_are_s
         },
     )
     .await;
+    eprintln!("{FLOOD} half-sent requests: the last closed {latest:?} after the flood began");
     assert!(
         latest >= HEADER_TIMEOUT - Duration::from_millis(100),
         "closed by the header timeout, not before it: last after {latest:?}"
@@ -112,6 +113,7 @@ async fn sigterm_with_stuck_connections_exits_within_the_drain_timeout() {
         .exit_status(drain_timeout + Duration::from_secs(3))
         .await;
     let exited = signalled.elapsed();
+    eprintln!("SIGTERM with {STUCK} stuck requests: exited after {exited:?}");
     assert!(status.success(), "exit status {status:?}");
     assert!(
         exited <= drain_timeout + Duration::from_millis(1000),
