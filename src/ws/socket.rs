@@ -58,9 +58,10 @@ impl Socket {
         let bound = reason.goodbye_bound(self.send_timeout);
         let goodbye = async {
             let Some((code, text)) = reason.frame() else {
-                // tungstenite has queued the echo of the client's close frame; nothing to
-                // deliver when the socket failed instead.
-                let _ = self.ws.flush().await;
+                if reason == CloseReason::ClientClosed {
+                    // tungstenite has queued its answer to the client's close frame.
+                    let _ = self.ws.flush().await;
+                }
                 return;
             };
             let frame = Message::Close(Some(CloseFrame {
