@@ -7,18 +7,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StoreConfig};
+use crate::http::{self, HttpServer};
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::migrate::MigrationGate;
 use crate::state::{AppState, Shared};
 use crate::store::SessionStore;
-use crate::{heartbeat, http, live};
+use crate::{heartbeat, live};
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
@@ -34,6 +35,9 @@ pub struct DrainReport {
     pub connections: usize,
     /// Sessions still running at DRAIN_TIMEOUT_SECS, cut without a goodbye.
     pub cut: usize,
+    /// HTTP connections (requests not finished, e.g. headers never completed) cut at
+    /// DRAIN_TIMEOUT_SECS.
+    pub http_cut: usize,
 }
 
 impl App {
@@ -81,30 +85,33 @@ impl App {
             stop.clone(),
         ));
         let refresh = tokio::spawn(live::run(state.clone(), stop.clone()));
-        // Replies are small frames written whole: send them at once.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(listener, http::router(state.clone()))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let server = tokio::spawn(async move { server.await });
+        let server = HttpServer::spawn(
+            listener,
+            http::router(state.clone()),
+            state.config.http_header_timeout,
+        );
         tracing::info!(%addr, color = state.config.color.as_str(), version = env!("CARGO_PKG_VERSION"), "listening");
         tokio::spawn(warn_if_store_unreachable(state.clone()));
 
         shutdown.await;
-        let report = drain(&state).await;
+        let deadline = Instant::now() + state.config.drain_timeout;
+        let (connections, cut) = drain(&state, deadline).await;
         stop.cancel();
-        server
+        let http_cut = server
+            .shutdown(deadline)
             .await
-            .context("server task failed")?
-            .context("server failed")?;
+            .context("server task failed")?;
+        let report = DrainReport {
+            connections,
+            cut,
+            http_cut,
+        };
         heartbeat.await.context("heartbeat task failed")?;
         refresh.await.context("session refresh task failed")?;
         tracing::info!(
             connections = report.connections,
             cut = report.cut,
+            http_cut = report.http_cut,
             "stopped"
         );
         Ok(report)
@@ -150,8 +157,9 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Readiness and upgrades turn 503 at once; every connection is told to close, spread over
-/// DRAIN_SPREAD_MS; the wait for them is bounded by DRAIN_TIMEOUT_SECS.
-async fn drain(state: &AppState) -> DrainReport {
+/// DRAIN_SPREAD_MS; the wait for them ends at `deadline` (DRAIN_TIMEOUT_SECS from the signal).
+/// Returns how many connections there were and how many were cut.
+async fn drain(state: &AppState, deadline: Instant) -> (usize, usize) {
     state.lifecycle.begin_drain();
     state.metrics.set_draining();
     let connections = state.hub.active();
@@ -169,7 +177,7 @@ async fn drain(state: &AppState) -> DrainReport {
             sessions.wait()
         );
     };
-    let cut = match tokio::time::timeout(config.drain_timeout, all_closed).await {
+    let cut = match tokio::time::timeout_at(deadline, all_closed).await {
         Ok(()) => 0,
         Err(_) => {
             tracing::warn!(
@@ -179,7 +187,7 @@ async fn drain(state: &AppState) -> DrainReport {
             sessions.len()
         }
     };
-    DrainReport { connections, cut }
+    (connections, cut)
 }
 
 #[cfg(test)]

@@ -154,6 +154,16 @@ pub struct ServeArgs {
     )]
     pub drain_spread_ms: u64,
 
+    /// Longest a client may take to send a request's headers (and an idle HTTP connection may
+    /// stay open) before the connection is closed, in seconds.
+    #[arg(
+        long,
+        env = "HTTP_HEADER_TIMEOUT_SECS",
+        value_name = "HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub http_header_timeout_secs: u64,
+
     /// Most WebSocket connections held at once; further upgrades get 503 (unset: no cap).
     #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -192,6 +202,16 @@ pub struct ServeArgs {
         default_value = ""
     )]
     pub allowed_origins: String,
+
+    /// Serve the conformance echo endpoint /ws/echo (for the Autobahn test suite; off by
+    /// default). Any value but empty, 0, false, no or off turns it on.
+    #[arg(
+        long,
+        env = "CONFORMANCE_ECHO",
+        value_name = "CONFORMANCE_ECHO",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub conformance_echo: bool,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

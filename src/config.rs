@@ -37,6 +37,10 @@ pub struct Config {
     pub session_ttl: Duration,
     pub drain_timeout: Duration,
     pub drain_spread: Duration,
+    /// Longest a client may take to send a request's headers.
+    pub http_header_timeout: Duration,
+    /// Whether /ws/echo (the conformance echo endpoint) is served.
+    pub conformance_echo: bool,
     pub limits: Limits,
     pub allowed_origins: AllowedOrigins,
     pub log_format: LogFormat,
@@ -172,6 +176,8 @@ impl TryFrom<ServeArgs> for Config {
             session_ttl: secs("SESSION_TTL_SECS", args.session_ttl_secs)?,
             drain_timeout,
             drain_spread,
+            http_header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", args.http_header_timeout_secs)?,
+            conformance_echo: args.conformance_echo,
             limits: Limits {
                 max_connections,
                 max_message_bytes,
@@ -239,6 +245,8 @@ mod tests {
         assert_eq!(config.drain_spread, Duration::from_millis(2000));
         assert_eq!(config.limits.max_message_bytes.get(), 65536);
         assert!(config.limits.max_connections.is_none());
+        assert_eq!(config.http_header_timeout, Duration::from_secs(10));
+        assert!(!config.conformance_echo);
         assert!(matches!(config.store, StoreConfig::Redis { .. }));
     }
 
@@ -265,6 +273,23 @@ mod tests {
     #[test]
     fn a_zero_session_ttl_names_the_variable() {
         assert!(error_of(&["--session-ttl-secs", "0"]).contains("SESSION_TTL_SECS"));
+    }
+
+    #[test]
+    fn the_conformance_echo_is_a_switch() {
+        assert!(
+            parse(&["--conformance-echo"])
+                .expect("valid")
+                .conformance_echo
+        );
+    }
+
+    #[test]
+    fn a_zero_header_timeout_names_the_variable() {
+        let error = error_of(&["--http-header-timeout-secs", "0"]);
+        assert!(error.contains("HTTP_HEADER_TIMEOUT_SECS"), "{error}");
+        let error = error_of(&["--http-header-timeout-secs", "soon"]);
+        assert!(error.contains("HTTP_HEADER_TIMEOUT_SECS"), "{error}");
     }
 
     #[test]

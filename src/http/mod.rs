@@ -3,6 +3,9 @@
 
 mod ops;
 mod page;
+mod serve;
+
+pub use serve::HttpServer;
 
 use std::time::Duration;
 
@@ -28,9 +31,13 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             HTTP_TIMEOUT,
         ));
-    Router::new()
+    let mut sockets = Router::new()
         .route("/ws/chat/", get(ws::upgrade))
-        .route("/ws/chat", get(ws::upgrade))
+        .route("/ws/chat", get(ws::upgrade));
+    if state.config.conformance_echo {
+        sockets = sockets.route("/ws/echo", get(ws::echo));
+    }
+    sockets
         .merge(plain)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -1,4 +1,15 @@
-//! Every way a connection ends: its close code, reason text and metric label, in one table.
+//! Every way a connection ends: its close code, reason text and metric label, in one table,
+//! and which read error means which of them.
+
+use std::time::Duration;
+
+use tungstenite::error::{Error, ProtocolError};
+
+/// How long the server waits for the client's close frame after sending its own.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+/// The whole goodbye to a client too slow to read: its window is full, so the close frame
+/// will rarely get through; the socket is released soon instead of held for SEND_TIMEOUT_MS.
+const SLOW_CLIENT_GOODBYE: Duration = Duration::from_millis(250);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +28,28 @@ pub enum CloseReason {
     RateLimited,
     /// A frame could not reach the client within SEND_TIMEOUT_MS.
     SlowClient,
-    /// The socket failed (protocol violation or I/O error).
+    /// A text message that is not UTF-8 (RFC 6455 §8.1).
+    InvalidUtf8,
+    /// A client frame without a mask (§5.1).
+    UnmaskedFrame,
+    /// A frame with a reserved opcode (§5.2).
+    ReservedOpcode,
+    /// RSV bits set without an extension that defines them (§5.2).
+    ReservedBits,
+    /// A control frame with more than 125 bytes of payload (§5.5).
+    ControlTooBig,
+    /// A continuation frame with no fragmented message to continue (§5.4).
+    UnexpectedContinuation,
+    /// Any other violation of the framing rules (fragmented control frame, a new message
+    /// inside a fragmented one, a malformed close frame).
+    ProtocolError,
+    /// The socket failed (I/O error, or the client vanished without a close frame).
     SocketError,
 }
 
 impl CloseReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 15] = [
         CloseReason::ClientClosed,
         CloseReason::Draining,
         CloseReason::DeadPeer,
@@ -31,8 +57,44 @@ impl CloseReason {
         CloseReason::TooBig,
         CloseReason::RateLimited,
         CloseReason::SlowClient,
+        CloseReason::InvalidUtf8,
+        CloseReason::UnmaskedFrame,
+        CloseReason::ReservedOpcode,
+        CloseReason::ReservedBits,
+        CloseReason::ControlTooBig,
+        CloseReason::UnexpectedContinuation,
+        CloseReason::ProtocolError,
         CloseReason::SocketError,
     ];
+
+    /// What a failed read means: a message over MAX_MESSAGE_BYTES, a protocol violation, or
+    /// a broken socket.
+    pub fn of_read_error(error: &Error) -> CloseReason {
+        match error {
+            Error::Capacity(_) => CloseReason::TooBig,
+            Error::Utf8(_) => CloseReason::InvalidUtf8,
+            Error::Protocol(violation) => match violation {
+                ProtocolError::UnmaskedFrameFromClient => CloseReason::UnmaskedFrame,
+                ProtocolError::InvalidOpcode(_)
+                | ProtocolError::UnknownDataFrameType(_)
+                | ProtocolError::UnknownControlFrameType(_) => CloseReason::ReservedOpcode,
+                ProtocolError::NonZeroReservedBits => CloseReason::ReservedBits,
+                ProtocolError::ControlFrameTooBig => CloseReason::ControlTooBig,
+                ProtocolError::UnexpectedContinueFrame => CloseReason::UnexpectedContinuation,
+                ProtocolError::ResetWithoutClosingHandshake => CloseReason::SocketError,
+                _ => CloseReason::ProtocolError,
+            },
+            _ => CloseReason::SocketError,
+        }
+    }
+
+    /// The longest the goodbye (close frame out, the client's close frame back) may take.
+    pub fn goodbye_bound(self, send_timeout: Duration) -> Duration {
+        match self {
+            CloseReason::SlowClient => SLOW_CLIENT_GOODBYE,
+            _ => send_timeout + CLOSE_HANDSHAKE,
+        }
+    }
 
     /// The close frame the server sends, if it sends one.
     pub fn frame(self) -> Option<(u16, &'static str)> {
@@ -44,6 +106,13 @@ impl CloseReason {
             CloseReason::TooBig => Some((1009, "message too big")),
             CloseReason::RateLimited => Some((1008, "message rate exceeded")),
             CloseReason::SlowClient => Some((1013, "client too slow")),
+            CloseReason::InvalidUtf8 => Some((1007, "invalid utf-8 in a text message")),
+            CloseReason::UnmaskedFrame => Some((1002, "unmasked client frame")),
+            CloseReason::ReservedOpcode => Some((1002, "reserved opcode")),
+            CloseReason::ReservedBits => Some((1002, "reserved bits set")),
+            CloseReason::ControlTooBig => Some((1002, "control frame over 125 bytes")),
+            CloseReason::UnexpectedContinuation => Some((1002, "continuation without a start")),
+            CloseReason::ProtocolError => Some((1002, "protocol error")),
         }
     }
 
@@ -57,6 +126,13 @@ impl CloseReason {
             CloseReason::TooBig => "too_big",
             CloseReason::RateLimited => "rate_limited",
             CloseReason::SlowClient => "slow_client",
+            CloseReason::InvalidUtf8 => "invalid_utf8",
+            CloseReason::UnmaskedFrame => "unmasked_frame",
+            CloseReason::ReservedOpcode => "reserved_opcode",
+            CloseReason::ReservedBits => "reserved_bits",
+            CloseReason::ControlTooBig => "control_too_big",
+            CloseReason::UnexpectedContinuation => "unexpected_continuation",
+            CloseReason::ProtocolError => "protocol_error",
             CloseReason::SocketError => "socket_error",
         }
     }
@@ -79,6 +155,68 @@ mod tests {
             CloseReason::Draining.frame().map(|(_, text)| text),
             Some("draining")
         );
+    }
+
+    #[test]
+    fn protocol_violations_map_to_their_own_reasons() {
+        let of = |error: Error| CloseReason::of_read_error(&error);
+        let violation = |p: ProtocolError| of(Error::Protocol(p));
+        assert_eq!(of(Error::Utf8("bad".into())), CloseReason::InvalidUtf8);
+        assert_eq!(
+            violation(ProtocolError::UnmaskedFrameFromClient),
+            CloseReason::UnmaskedFrame
+        );
+        assert_eq!(
+            violation(ProtocolError::InvalidOpcode(3)),
+            CloseReason::ReservedOpcode
+        );
+        assert_eq!(
+            violation(ProtocolError::UnknownControlFrameType(11)),
+            CloseReason::ReservedOpcode
+        );
+        assert_eq!(
+            violation(ProtocolError::NonZeroReservedBits),
+            CloseReason::ReservedBits
+        );
+        assert_eq!(
+            violation(ProtocolError::ControlFrameTooBig),
+            CloseReason::ControlTooBig
+        );
+        assert_eq!(
+            violation(ProtocolError::UnexpectedContinueFrame),
+            CloseReason::UnexpectedContinuation
+        );
+        assert_eq!(
+            violation(ProtocolError::FragmentedControlFrame),
+            CloseReason::ProtocolError
+        );
+        assert_eq!(
+            violation(ProtocolError::ResetWithoutClosingHandshake),
+            CloseReason::SocketError
+        );
+        assert_eq!(of(Error::ConnectionClosed), CloseReason::SocketError);
+        let code = |r: CloseReason| r.frame().map(|(code, _)| code);
+        assert_eq!(code(CloseReason::InvalidUtf8), Some(1007));
+        for reason in [
+            CloseReason::UnmaskedFrame,
+            CloseReason::ReservedOpcode,
+            CloseReason::ReservedBits,
+            CloseReason::ControlTooBig,
+            CloseReason::UnexpectedContinuation,
+            CloseReason::ProtocolError,
+        ] {
+            assert_eq!(code(reason), Some(1002), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn a_slow_client_gets_a_short_goodbye() {
+        let send_timeout = Duration::from_secs(5);
+        assert_eq!(
+            CloseReason::SlowClient.goodbye_bound(send_timeout),
+            Duration::from_millis(250)
+        );
+        assert!(CloseReason::Draining.goodbye_bound(send_timeout) > send_timeout);
     }
 
     #[test]

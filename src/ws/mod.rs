@@ -1,11 +1,14 @@
-//! The WebSocket endpoint: refuse in HTTP what can be refused (bad id, origin, draining,
-//! capacity, store down), open the session, size the socket, and hand it to a tracked session.
+//! The WebSocket endpoints: refuse in HTTP what can be refused (bad id, origin, draining,
+//! capacity, store down), open the session, size the socket, and hand it to a tracked
+//! session; `/ws/echo` (conformance) goes through the same checks, sizes and tracking.
 
 pub mod close;
+mod echo;
 pub mod limits;
 pub mod protocol;
 pub mod reject;
 mod session;
+mod socket;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -14,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use self::echo::Echo;
 use self::reject::Rejection;
 use self::session::Session;
+use crate::hub::{Registration, Subscriptions};
 use crate::state::AppState;
 
 /// Read buffer per socket. Small on purpose: an idle connection should cost a few KiB;
@@ -25,6 +30,9 @@ const READ_BUFFER_BYTES: usize = 256;
 const WRITE_BUFFER_BYTES: usize = 256;
 /// Outbound bytes one socket may hold unsent; a client that lets it fill is too slow.
 const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// The longest frame header (2 bytes, 8 of length; server frames carry no mask): a message of
+/// MAX_MESSAGE_BYTES echoed back needs this much more room in the write buffer.
+const MAX_FRAME_HEADER_BYTES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -45,29 +53,82 @@ fn requested_session(
     }
 }
 
+type UpgradeRequest =
+    Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
 /// `GET /ws/chat/`: checks the request, then upgrades.
 pub async fn upgrade(
     State(state): State<AppState>,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: UpgradeRequest,
 ) -> Response {
-    match accept(&state, query, &headers, ws).await {
-        Ok(response) => response,
-        Err(rejection) => {
-            state.metrics.upgrade_rejected(rejection);
-            rejection.into_response()
-        }
-    }
+    refused_or(&state, accept(&state, query, &headers, ws).await)
+}
+
+/// `GET /ws/echo` (only with CONFORMANCE_ECHO): the same checks, then an echo connection.
+pub async fn echo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: UpgradeRequest,
+) -> Response {
+    refused_or(&state, accept_echo(&state, &headers, ws))
+}
+
+fn refused_or(state: &AppState, accepted: Result<Response, Rejection>) -> Response {
+    accepted.unwrap_or_else(|rejection| {
+        state.metrics.upgrade_rejected(rejection);
+        rejection.into_response()
+    })
 }
 
 async fn accept(
     state: &AppState,
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     headers: &HeaderMap,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: UpgradeRequest,
 ) -> Result<Response, Rejection> {
     let requested = requested_session(query)?;
+    let (ws, registration, subscriptions) = match admit(state, headers, ws)? {
+        Admission::Admitted(ws, registration, subscriptions) => (ws, registration, subscriptions),
+        Admission::NotWebSocket(response) => return Ok(response),
+    };
+    let opened = state.store.open(requested).await.map_err(|error| {
+        tracing::warn!(%error, "cannot open a session");
+        state.metrics.store_failed();
+        Rejection::StoreUnavailable
+    })?;
+    let session = Session::new(state.clone(), opened, registration, subscriptions);
+    Ok(upgrade_tracked(state, ws, |socket| session.run(socket)))
+}
+
+fn accept_echo(
+    state: &AppState,
+    headers: &HeaderMap,
+    ws: UpgradeRequest,
+) -> Result<Response, Rejection> {
+    let (ws, registration, subscriptions) = match admit(state, headers, ws)? {
+        Admission::Admitted(ws, registration, subscriptions) => (ws, registration, subscriptions),
+        Admission::NotWebSocket(response) => return Ok(response),
+    };
+    let echo = Echo::new(state.clone(), registration, subscriptions.drain);
+    Ok(upgrade_tracked(state, ws, |socket| echo.run(socket)))
+}
+
+/// What the checks every endpoint shares decided.
+enum Admission {
+    /// A WebSocket upgrade with its place in the hub.
+    Admitted(WebSocketUpgrade, Registration, Subscriptions),
+    /// Not a WebSocket request: axum's own answer.
+    NotWebSocket(Response),
+}
+
+/// Origin, drain, upgrade headers and capacity, in that order.
+fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    ws: UpgradeRequest,
+) -> Result<Admission, Rejection> {
     if !state
         .config
         .allowed_origins
@@ -80,26 +141,28 @@ async fn accept(
     }
     let ws = match ws {
         Ok(ws) => ws,
-        Err(not_websocket) => return Ok(not_websocket.into_response()),
+        Err(not_websocket) => return Ok(Admission::NotWebSocket(not_websocket.into_response())),
     };
     let (registration, subscriptions) = state.hub.try_register().ok_or(Rejection::AtCapacity)?;
-    let opened = state.store.open(requested).await.map_err(|error| {
-        tracing::warn!(%error, "cannot open a session");
-        state.metrics.store_failed();
-        Rejection::StoreUnavailable
-    })?;
-    // Counted from now, so a drain waits for this session even before the upgrade completes.
+    Ok(Admission::Admitted(ws, registration, subscriptions))
+}
+
+/// Sizes the socket by MAX_MESSAGE_BYTES, upgrades, and runs `connection` on it, tracked so
+/// a drain waits for it (counted from now, even before the upgrade completes).
+fn upgrade_tracked<F, Fut>(state: &AppState, ws: WebSocketUpgrade, connection: F) -> Response
+where
+    F: FnOnce(axum::extract::ws::WebSocket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let tracked = state.lifecycle.sessions().token();
     let max_message = state.config.limits.max_message_bytes.get();
-    let session = Session::new(state.clone(), opened, registration, subscriptions);
-    Ok(ws
-        .read_buffer_size(READ_BUFFER_BYTES)
+    ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES.max(max_message))
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES.max(max_message + MAX_FRAME_HEADER_BYTES))
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
-            session.run(socket).await;
+            connection(socket).await;
             drop(tracked);
-        }))
+        })
 }

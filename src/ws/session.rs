@@ -2,24 +2,21 @@
 //! client frames, heartbeats and the drain notice; apply → reply; close with a reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::close::CloseReason;
 use super::limits::RateLimit;
 use super::protocol::{self, ErrorCode, ServerFrame};
+use super::socket::{Incoming, Socket};
 use crate::heartbeat::{Beat, Tick};
 use crate::hub::{Registration, Subscriptions};
 use crate::live::Held;
 use crate::metrics::MessageResult;
 use crate::state::AppState;
 use crate::store::{Applied, Opened, StoreError};
-
-/// How long the server waits for the client's close frame after sending its own.
-const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 
 pub(super) struct Session {
     state: AppState,
@@ -54,18 +51,19 @@ impl Session {
         }
     }
 
-    pub(super) async fn run(mut self, mut socket: WebSocket) {
+    pub(super) async fn run(mut self, ws: WebSocket) {
         let metrics = Arc::clone(&self.state.metrics);
         metrics.connection_opened();
         metrics.session_opened(self.opened.resumed);
+        let mut socket = Socket::new(ws, self.state.config.limits.send_timeout);
         let reason = self.serve(&mut socket).await;
         // Recorded before the goodbye, which may itself take up to SEND_TIMEOUT_MS.
         metrics.connection_closed(reason);
         tracing::debug!(session_id = %self.opened.id, reason = reason.label(), "connection closed");
-        self.close(&mut socket, reason).await;
+        socket.close(reason).await;
     }
 
-    async fn serve(&mut self, socket: &mut WebSocket) -> CloseReason {
+    async fn serve(&mut self, socket: &mut Socket) -> CloseReason {
         let hello = ServerFrame::Session {
             session_id: self.opened.id,
             count: self.opened.count,
@@ -75,10 +73,7 @@ impl Session {
             heartbeat_ms: u64::try_from(self.state.config.heartbeat_interval.as_millis())
                 .unwrap_or(u64::MAX),
         };
-        if let Err(reason) = self
-            .send(socket, Message::Text(hello.to_json().into()))
-            .await
-        {
+        if let Err(reason) = socket.send(Message::Text(hello.to_json().into())).await {
             return reason;
         }
         if *self.subscriptions.drain.borrow_and_update() {
@@ -91,10 +86,9 @@ impl Session {
             // The bodies are boxed: their state machines (a store call, a bounded write) live
             // only while they run instead of in every idle connection's task.
             let outcome = tokio::select! {
-                frame = socket.recv() => match frame {
-                    None => Err(CloseReason::ClientClosed),
-                    Some(Err(error)) => Err(classify(error)),
-                    Some(Ok(message)) => Box::pin(self.on_frame(socket, message)).await,
+                incoming = socket.recv() => match incoming {
+                    Err(reason) => Err(reason),
+                    Ok(incoming) => Box::pin(self.on_frame(socket, incoming)).await,
                 },
                 beat = self.subscriptions.beats.recv(), if beats_open => match beat {
                     Ok(Tick::Beat(beat)) => Box::pin(self.on_beat(socket, &beat)).await,
@@ -112,20 +106,18 @@ impl Session {
 
     async fn on_frame(
         &mut self,
-        socket: &mut WebSocket,
-        message: Message,
+        socket: &mut Socket,
+        incoming: Incoming,
     ) -> Result<(), CloseReason> {
         self.last_heard = Instant::now();
-        match message {
-            Message::Text(text) => self.on_text(socket, &text).await,
-            Message::Binary(_) => Err(CloseReason::Binary),
-            Message::Close(_) => Err(CloseReason::ClientClosed),
-            // tungstenite answers pings itself; a pong only proves the peer is alive.
-            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        match incoming {
+            Incoming::Text(text) => self.on_text(socket, &text).await,
+            Incoming::Binary(_) => Err(CloseReason::Binary),
+            Incoming::Alive => Ok(()),
         }
     }
 
-    async fn on_text(&mut self, socket: &mut WebSocket, text: &str) -> Result<(), CloseReason> {
+    async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Result<(), CloseReason> {
         if self.rate.as_mut().is_some_and(|rate| !rate.allow()) {
             return Err(CloseReason::RateLimited);
         }
@@ -144,75 +136,31 @@ impl Session {
                 reply(outcome, message.seq)
             }
         };
-        self.send(socket, Message::Text(reply.to_json().into()))
-            .await?;
+        socket.send(Message::Text(reply.to_json().into())).await?;
         self.state
             .metrics
             .message_handled(result, started.elapsed());
         Ok(())
     }
 
-    async fn on_beat(&mut self, socket: &mut WebSocket, beat: &Beat) -> Result<(), CloseReason> {
-        self.send(socket, Message::Text(beat.frame.clone())).await?;
+    async fn on_beat(&mut self, socket: &mut Socket, beat: &Beat) -> Result<(), CloseReason> {
+        socket.send(Message::Text(beat.frame.clone())).await?;
         beat.delivered();
         Ok(())
     }
 
     /// Half an interval after each heartbeat: a client silent for two intervals is dead; one
     /// not heard from for half an interval gets a ping, whose pong proves it alive.
-    async fn on_probe(&mut self, socket: &mut WebSocket) -> Result<(), CloseReason> {
+    async fn on_probe(&mut self, socket: &mut Socket) -> Result<(), CloseReason> {
         let interval = self.state.config.heartbeat_interval;
         let silent = self.last_heard.elapsed();
         if silent > interval * 2 {
             return Err(CloseReason::DeadPeer);
         }
         if silent >= interval / 2 {
-            self.send(socket, Message::Ping(Default::default())).await?;
+            socket.send(Message::Ping(Default::default())).await?;
         }
         Ok(())
-    }
-
-    async fn send(&self, socket: &mut WebSocket, message: Message) -> Result<(), CloseReason> {
-        self.bounded(socket.send(message)).await
-    }
-
-    /// A write that must finish within SEND_TIMEOUT_MS, or the client is too slow.
-    async fn bounded(
-        &self,
-        write: impl Future<Output = Result<(), axum::Error>>,
-    ) -> Result<(), CloseReason> {
-        match tokio::time::timeout(self.state.config.limits.send_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(CloseReason::SocketError),
-            Err(_) => Err(CloseReason::SlowClient),
-        }
-    }
-
-    /// Sends the close frame and waits for the client's answer, so the frame is not lost to a
-    /// reset; bounded by SEND_TIMEOUT_MS for the frame plus CLOSE_HANDSHAKE for the answer.
-    async fn close(&self, socket: &mut WebSocket, reason: CloseReason) {
-        let Some((code, text)) = reason.frame() else {
-            return;
-        };
-        let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(text),
-        }));
-        let handshake = async {
-            if socket.send(frame).await.is_err() {
-                return;
-            }
-            while let Some(Ok(message)) = socket.recv().await {
-                if matches!(message, Message::Close(_)) {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(
-            self.state.config.limits.send_timeout + CLOSE_HANDSHAKE,
-            handshake,
-        )
-        .await;
     }
 }
 
@@ -257,13 +205,5 @@ fn reply(
             error_frame(ErrorCode::StoreUnavailable, seq),
             MessageResult::Failed,
         ),
-    }
-}
-
-/// A read error: a message over MAX_MESSAGE_BYTES, or a broken socket.
-fn classify(error: axum::Error) -> CloseReason {
-    match error.into_inner().downcast::<tungstenite::Error>() {
-        Ok(error) if matches!(*error, tungstenite::Error::Capacity(_)) => CloseReason::TooBig,
-        _ => CloseReason::SocketError,
     }
 }

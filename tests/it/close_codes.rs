@@ -65,11 +65,14 @@ async fn a_draining_server_closes_with_1001_draining() {
 }
 
 /// A client that stops reading while it floods the server fills the socket buffers; the
-/// server's next write misses SEND_TIMEOUT_MS and the client is closed as too slow.
+/// server's next write misses SEND_TIMEOUT_MS and the client is closed as too slow. Its window
+/// is full, so the goodbye is bounded short: the server lets go of the socket within a few
+/// hundred milliseconds (not SEND_TIMEOUT_MS more), which the flooding client sees as its
+/// writes failing. A close frame, if one got through, says 1013.
 #[tokio::test]
-async fn a_client_too_slow_to_read_closes_with_1013() {
+async fn a_client_too_slow_to_read_is_closed_as_slow_and_released_promptly() {
     // The memory store answers fastest, so the buffers fill in a second; the rule is the socket's.
-    let app = TestApp::spawn_with(&[("--store", "memory"), ("--send-timeout-ms", "1500")]).await;
+    let app = TestApp::spawn_with(&[("--store", "memory"), ("--send-timeout-ms", "3000")]).await;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .set_recv_buffer_size(4096)
@@ -81,7 +84,7 @@ async fn a_client_too_slow_to_read_closes_with_1013() {
     let (mut sink, mut stream) = stream.split();
     let flood = tokio::spawn(async move {
         let frame = Message::text("x".repeat(200));
-        // Stops when the server closes; bounded by the test's wait below either way.
+        // Ends when the server lets go of the socket (reset); bounded by the waits below.
         while sink.send(frame.clone()).await.is_ok() {}
     });
     within(
@@ -94,19 +97,30 @@ async fn a_client_too_slow_to_read_closes_with_1013() {
         ),
     )
     .await;
-    let close = within(
-        Duration::from_secs(30),
-        "the close frame behind the backlog",
-        async {
-            while let Some(Ok(message)) = stream.next().await {
-                if let Message::Close(frame) = message {
-                    return frame.map(|f| u16::from(f.code));
-                }
-            }
-            None
-        },
+    // Measured here: about 250 ms. Before the goodbye was bounded: SEND_TIMEOUT_MS + 1 s = 4 s.
+    let observed = std::time::Instant::now();
+    within(
+        Duration::from_millis(1500),
+        "the server to release the slow client's socket",
+        flood,
     )
+    .await
+    .expect("flood task");
+    eprintln!(
+        "slow client: socket released {:?} after the 1013 was counted",
+        observed.elapsed()
+    );
+    let close = within(Duration::from_secs(10), "the end of the backlog", async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
     .await;
-    flood.abort();
-    assert_eq!(close, Some(1013));
+    assert!(
+        matches!(close, None | Some(1013)),
+        "a close frame, if any, is 1013: {close:?}"
+    );
 }

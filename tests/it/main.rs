@@ -3,12 +3,15 @@
 
 mod close_codes;
 mod drain;
+mod echo;
 mod faults;
 mod heartbeat;
 mod messages;
 mod migrations;
 mod ops;
+mod protocol_errors;
 mod redis_outage;
 mod sessions;
+mod slow_requests;
 mod store_contract;
 mod support;

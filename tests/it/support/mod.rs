@@ -3,6 +3,7 @@
 pub(crate) mod app;
 pub(crate) mod binary;
 pub(crate) mod client;
+pub(crate) mod raw;
 pub(crate) mod redis;
 pub(crate) mod sender;
 pub(crate) mod wait;
@@ -10,6 +11,7 @@ pub(crate) mod wait;
 pub(crate) use app::TestApp;
 pub(crate) use binary::TestBinary;
 pub(crate) use client::WsClient;
+pub(crate) use raw::RawSocket;
 pub(crate) use redis::TestRedis;
 pub(crate) use sender::Sender;
 pub(crate) use wait::within;
