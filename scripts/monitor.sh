@@ -64,11 +64,11 @@ instances() {
 }
 
 declare -A LAST_MSGS
-LAST_AT=$(now_ms)
+clock_ms LAST_AT
 
 draw() {
     local now elapsed color name url ready conns msgs draining rate
-    now=$(now_ms)
+    clock_ms now
     elapsed=$((now - LAST_AT))
     [ "$elapsed" -gt 0 ] || elapsed=1
     printf 'switchyard  %s   Traefik :%s routes to: %s\n\n' "$(date +%H:%M:%S)" "$TRAEFIK_PORT" "$(routed_color)"

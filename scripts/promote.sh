@@ -22,7 +22,7 @@ DRAIN_WAIT=${DRAIN_WAIT:-40}
 TARGET=""
 DRY_RUN=""
 ROLLBACK=""
-STARTED_AT=$(now_ms)
+clock_ms STARTED_AT
 STEP=""
 SWITCHED=""
 
@@ -51,12 +51,13 @@ case "$TARGET" in "" | blue | green) ;; *) die "--to takes blue or green, not '$
 
 # run_step STEP: runs the step's function, timed.
 run_step() {
-    local began
+    local began now
     STEP=$1
-    began=$(now_ms)
+    clock_ms began
     log "▶ $STEP"
     "$STEP"
-    log "  ✓ $STEP ($(($(now_ms) - began)) ms)"
+    clock_ms now
+    log "  ✓ $STEP ($((now - began)) ms)"
 }
 
 find_active() {
@@ -107,7 +108,7 @@ drain_old() {
 }
 
 roll_back() {
-    local failed=$STEP why=${1:-failed}
+    local failed=$STEP why=${1:-failed} now
     trap - ERR INT TERM
     log "✗ $failed $why: rolling back"
     if [ -n "$SWITCHED" ]; then
@@ -118,7 +119,8 @@ roll_back() {
     fi
     stop_color "$NEW"
     log "rolled back: Traefik routes to $OLD, $NEW stopped (its log: $(color_log "$NEW"))"
-    die "promote $why at step '$failed' after $(($(now_ms) - STARTED_AT)) ms"
+    clock_ms now
+    die "promote $why at step '$failed' after $((now - STARTED_AT)) ms"
 }
 
 # After the switch is confirmed the new color serves and is recorded as active: an interrupt
@@ -167,4 +169,5 @@ for name in "${STEPS[@]:1}"; do
         run_step "$name"
     fi
 done
-log "promoted $NEW in $(($(now_ms) - STARTED_AT)) ms (rollback: scripts/promote.sh --rollback)"
+clock_ms now
+log "promoted $NEW in $((now - STARTED_AT)) ms (rollback: scripts/promote.sh --rollback)"

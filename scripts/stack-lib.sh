@@ -7,17 +7,22 @@
 
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 
-now_ms() { date +%s%3N; }
+# clock_ms VAR: the wall clock in milliseconds, into VAR, without a subshell: a Ctrl-C that
+# kills a $(...) in the middle of an arithmetic expansion ends a script before its traps run.
+clock_ms() { printf -v "$1" '%d' "$((${EPOCHREALTIME/./} / 1000))"; }
 
 other_color() { [ "$1" = blue ] && echo green || echo blue; }
 
 # wait_until SECONDS WHAT COMMAND...: polls COMMAND every 50 ms until it succeeds.
 wait_until() {
-    local limit=$1 what=$2 deadline
+    local limit=$1 what=$2 deadline now
     shift 2
-    deadline=$(($(now_ms) + limit * 1000))
-    until "$@" >/dev/null 2>&1; do
-        [ "$(now_ms)" -lt "$deadline" ] || { log "timed out after ${limit}s waiting for $what"; return 1; }
+    clock_ms now
+    deadline=$((now + limit * 1000))
+    # A subshell, so the quieting redirection is not in force when a trap of the caller runs.
+    until ("$@") >/dev/null 2>&1; do
+        clock_ms now
+        [ "$now" -lt "$deadline" ] || { log "timed out after ${limit}s waiting for $what"; return 1; }
         sleep 0.05
     done
 }

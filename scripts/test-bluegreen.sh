@@ -2,7 +2,7 @@
 # End-to-end blue-green test on a private stack (free ports, its own STACK_DIR):
 #   a few hundred clients through Traefik send numbered messages and reconnect on close,
 #   while promote.sh goes blue → green → blue; then two promotes that must fail (a color
-#   that never becomes ready, one that fails its smoke test) and one interrupted by SIGTERM
+#   that never becomes ready, one that fails its smoke test) and two interrupted (SIGINT, SIGTERM)
 #   roll back without disturbing anyone. Asserted: no failed connect, every reconnect resumed, every count in Redis equals
 #   what was acknowledged (none lost, none doubled), old colors exited 0, rollbacks clean.
 set -euo pipefail
@@ -43,17 +43,21 @@ promote_fails_at() { # promote_fails_at STEP VAR=VALUE...: a bad green must be r
     grep -E "✗|rolled back" "$log_file" | sed 's/^/    /' >&2
 }
 
-# promote_interrupted_rolls_back: SIGTERM to a promote waiting for a green that never gets
-# ready must roll back like a failure (Traefik on blue, green stopped), naming the step.
+# promote_interrupted_rolls_back SIGNAL: SIGNAL to a promote waiting for a green that never
+# gets ready must roll back like a failure (Traefik on blue, green stopped), naming the step.
+# The promote runs in its own process group (set -m) and the signal goes to the whole group,
+# as a terminal's Ctrl-C does.
 promote_interrupted_rolls_back() {
-    local log_file=$WORK/promote-interrupted.log pid status=0
+    local signal=$1 log_file=$WORK/promote-$1.log pid status=0
+    set -m
     PROMOTE_ENV=REDIS_URL=redis://127.0.0.1:1 READY_TIMEOUT=60 "$ROOT/scripts/promote.sh" --to green >"$log_file" 2>&1 &
     pid=$!
+    set +m
     wait_until 30 "promote to reach wait_ready" grep -qF "▶ wait_ready" "$log_file" ||
-        { kill -TERM "$pid"; wait "$pid"; return 1; }
-    kill -TERM "$pid"
+        { kill -TERM -- "-$pid"; wait "$pid"; return 1; }
+    kill "-$signal" -- "-$pid"
     wait "$pid" || status=$?
-    [ "$status" -ne 0 ] || { log "    promote exited 0 after SIGTERM"; return 1; }
+    [ "$status" -ne 0 ] || { log "    promote exited 0 after SIG$signal"; return 1; }
     grep -q "interrupted at step 'wait_ready'" "$log_file" || { cat "$log_file" >&2; return 1; }
     grep -E "✗|rolled back" "$log_file" | sed 's/^/    /' >&2
 }
@@ -88,11 +92,13 @@ log "failure path: a green that fails its smoke test"
 check "promote fails at smoke_test and rolls back" promote_fails_at smoke_test MAX_MESSAGE_BYTES=1
 check "Traefik still routes to blue" routes_to_blue
 check "the bad green is stopped" green_stopped
-log "interrupt path: SIGTERM to a promote in progress"
-check "an interrupted promote rolls back" promote_interrupted_rolls_back
-check "Traefik still routes to blue" routes_to_blue
-check "the interrupted green is stopped" green_stopped
-check "blue is still recorded as active" test "$(cat "$STACK_DIR/active")" = blue
+for signal in INT TERM; do
+    log "interrupt path: SIG$signal to a promote in progress"
+    check "a promote interrupted by SIG$signal rolls back" promote_interrupted_rolls_back "$signal"
+    check "Traefik still routes to blue" routes_to_blue
+    check "the interrupted green is stopped" green_stopped
+    check "blue is still recorded as active" test "$(cat "$STACK_DIR/active")" = blue
+done
 let_traffic_flow
 check "no client was disturbed by the failed promotes" test "$(closes_so_far)" = "$closes_before"
 
