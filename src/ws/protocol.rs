@@ -111,6 +111,90 @@ impl ServerFrame<'_> {
     }
 }
 
+/// The golden frames (`tests/golden/frames.json`): protocol v1 written once, read by the Rust,
+/// JS and Python tests. A string that names a placeholder (`<uuid>`, `<ts>`) stands for any
+/// value of that shape.
+#[cfg(any(test, feature = "test-support"))]
+pub mod golden {
+    use serde_json::Value;
+    use uuid::Uuid;
+
+    const FIXTURE: &str = include_str!("../../tests/golden/frames.json");
+
+    /// The fixture, parsed.
+    pub fn fixture() -> Value {
+        serde_json::from_str(FIXTURE).expect("tests/golden/frames.json is JSON")
+    }
+
+    /// Every case of the fixture's `section` (`conversation`, `store_failures`, ...).
+    pub fn cases(section: &str) -> Vec<Value> {
+        fixture()[section]
+            .as_array()
+            .unwrap_or_else(|| panic!("frames.json has no list `{section}`"))
+            .clone()
+    }
+
+    /// True when `actual` is `expected`, each placeholder in `expected` matching a value of
+    /// its shape.
+    pub fn matches(expected: &Value, actual: &Value) -> bool {
+        match (expected, actual) {
+            (Value::String(placeholder), Value::String(value)) if placeholder == "<uuid>" => {
+                Uuid::parse_str(value)
+                    .is_ok_and(|id| id.get_version_num() == 4 && id.to_string() == *value)
+            }
+            (Value::String(placeholder), Value::String(value)) if placeholder == "<ts>" => {
+                is_timestamp(value)
+            }
+            (Value::Object(expected), Value::Object(actual)) => {
+                expected.len() == actual.len()
+                    && expected
+                        .iter()
+                        .all(|(key, value)| actual.get(key).is_some_and(|a| matches(value, a)))
+            }
+            (Value::Array(expected), Value::Array(actual)) => {
+                expected.len() == actual.len()
+                    && expected.iter().zip(actual).all(|(e, a)| matches(e, a))
+            }
+            _ => expected == actual,
+        }
+    }
+
+    /// `value` with each placeholder replaced by the fixture's example of it.
+    pub fn example(value: &Value) -> Value {
+        match value {
+            Value::String(text) => {
+                let example = &fixture()["placeholders"][text.as_str()]["example"];
+                if example.is_string() {
+                    example.clone()
+                } else {
+                    value.clone()
+                }
+            }
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(key, value)| (key.clone(), example(value)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(example).collect()),
+            _ => value.clone(),
+        }
+    }
+
+    /// `2026-11-22T13:00:00.123Z`: RFC 3339, UTC, milliseconds.
+    fn is_timestamp(text: &str) -> bool {
+        const SHAPE: &[u8] = b"0000-00-00T00:00:00.000Z";
+        text.len() == SHAPE.len()
+            && text.bytes().zip(SHAPE).all(|(c, &shape)| {
+                if shape == b'0' {
+                    c.is_ascii_digit()
+                } else {
+                    c == shape
+                }
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -119,6 +203,135 @@ mod tests {
 
     fn json_of(frame: ServerFrame<'_>) -> Value {
         serde_json::from_str(&frame.to_json()).expect("valid JSON")
+    }
+
+    /// The frame the fixture shows, built from its fields the way the server builds it.
+    fn frame_of(shown: &Value) -> ServerFrame<'_> {
+        let int = |field: &str| shown.get(field).map(|v| v.as_i64().expect(field));
+        let uint = |field: &str| shown[field].as_u64().expect(field);
+        match shown["type"].as_str().expect("type") {
+            "session" => ServerFrame::Session {
+                session_id: Uuid::parse_str(shown["session_id"].as_str().expect("id"))
+                    .expect("a UUID"),
+                count: uint("count"),
+                last_seq: int("last_seq").expect("last_seq"),
+                resumed: shown["resumed"].as_bool().expect("resumed"),
+                color: <Color as clap::ValueEnum>::from_str(
+                    shown["color"].as_str().expect("color"),
+                    false,
+                )
+                .expect("a color"),
+                heartbeat_ms: uint("heartbeat_ms"),
+            },
+            "count" => ServerFrame::Count {
+                count: uint("count"),
+                seq: int("seq"),
+                duplicate: shown["duplicate"] == true,
+            },
+            "heartbeat" => ServerFrame::Heartbeat {
+                ts: shown["ts"].as_str().expect("ts"),
+            },
+            "error" => ServerFrame::Error {
+                code: code_named(shown["code"].as_str().expect("code")),
+                seq: int("seq"),
+                expected: int("expected"),
+            },
+            other => panic!("frames.json shows a frame type the server has not: {other}"),
+        }
+    }
+
+    /// The section of frames.json that shows each code: a new code does not compile until
+    /// it is given one, and the test below then fails until the fixture shows it.
+    fn shown_in(code: ErrorCode) -> &'static str {
+        match code {
+            ErrorCode::SeqGap | ErrorCode::InvalidSeq => "conversation",
+            ErrorCode::StoreUnavailable | ErrorCode::OutcomeUnknown | ErrorCode::SessionExpired => {
+                "store_failures"
+            }
+        }
+    }
+
+    const CODES: [ErrorCode; 5] = [
+        ErrorCode::StoreUnavailable,
+        ErrorCode::OutcomeUnknown,
+        ErrorCode::SeqGap,
+        ErrorCode::SessionExpired,
+        ErrorCode::InvalidSeq,
+    ];
+
+    fn code_named(name: &str) -> ErrorCode {
+        CODES
+            .into_iter()
+            .find(|code| serde_json::to_value(code).expect("a code") == name)
+            .unwrap_or_else(|| panic!("frames.json shows an error code the server has not: {name}"))
+    }
+
+    fn golden_exchanges() -> Vec<Value> {
+        let mut cases = golden::cases("conversation");
+        cases.extend(golden::cases("store_failures"));
+        cases
+    }
+
+    #[test]
+    fn every_golden_server_frame_is_what_the_server_serialises() {
+        let mut shown: Vec<Value> = golden_exchanges()
+            .into_iter()
+            .map(|case| case["server"].clone())
+            .collect();
+        shown.push(golden::fixture()["heartbeat"].clone());
+        for frame in shown {
+            let concrete = golden::example(&frame);
+            let sent = json_of(frame_of(&concrete));
+            assert_eq!(sent, concrete, "frames.json shows {frame}");
+            assert!(golden::matches(&frame, &sent), "{frame} matches {sent}");
+        }
+    }
+
+    #[test]
+    fn every_golden_client_frame_parses_as_its_reply_says() {
+        for case in golden_exchanges() {
+            let Some(text) = case["client"].as_str() else {
+                continue;
+            };
+            let reply = &case["server"];
+            let expected = if reply["code"] == "invalid_seq" {
+                Err(ProtocolError::InvalidSeq)
+            } else {
+                Ok(ClientMessage {
+                    seq: reply.get("seq").map(|seq| seq.as_i64().expect("seq")),
+                })
+            };
+            assert_eq!(parse(text), expected, "{}: {text}", case["name"]);
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_golden_frames() {
+        for code in CODES {
+            let name = serde_json::to_value(code).expect("a code");
+            assert!(
+                golden::cases(shown_in(code))
+                    .iter()
+                    .any(|case| case["server"]["code"] == name),
+                "frames.json shows no {name} frame in {}",
+                shown_in(code)
+            );
+        }
+    }
+
+    #[test]
+    fn placeholders_match_only_their_shape() {
+        let uuid = json!("<uuid>");
+        let ts = json!("<ts>");
+        assert!(golden::matches(&uuid, &json!(Uuid::new_v4().to_string())));
+        assert!(!golden::matches(&uuid, &json!("not-a-uuid")));
+        assert!(!golden::matches(
+            &uuid,
+            &json!(Uuid::new_v4().to_string().to_uppercase())
+        ));
+        assert!(golden::matches(&ts, &json!("2026-11-22T13:00:00.123Z")));
+        assert!(!golden::matches(&ts, &json!("2026-11-22T13:00:00Z")));
+        assert!(!golden::matches(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
     }
 
     #[test]
@@ -153,76 +366,5 @@ mod tests {
         ] {
             assert_eq!(parse(text), Err(ProtocolError::InvalidSeq), "{text}");
         }
-    }
-
-    #[test]
-    fn session_frame_has_every_field() {
-        let id = Uuid::new_v4();
-        let frame = ServerFrame::Session {
-            session_id: id,
-            count: 3,
-            last_seq: 2,
-            resumed: true,
-            color: Color::Green,
-            heartbeat_ms: 30000,
-        };
-        assert_eq!(
-            json_of(frame),
-            json!({"type":"session","session_id":id.to_string(),"count":3,"last_seq":2,"resumed":true,"color":"green","heartbeat_ms":30000})
-        );
-    }
-
-    #[test]
-    fn count_frame_omits_absent_seq_and_false_duplicate() {
-        assert_eq!(
-            json_of(ServerFrame::Count {
-                count: 1,
-                seq: None,
-                duplicate: false
-            }),
-            json!({"type":"count","count":1})
-        );
-        assert_eq!(
-            json_of(ServerFrame::Count {
-                count: 4,
-                seq: Some(2),
-                duplicate: true
-            }),
-            json!({"type":"count","count":4,"seq":2,"duplicate":true})
-        );
-    }
-
-    #[test]
-    fn error_and_heartbeat_frames() {
-        assert_eq!(
-            json_of(ServerFrame::Error {
-                code: ErrorCode::StoreUnavailable,
-                seq: Some(9),
-                expected: None,
-            }),
-            json!({"type":"error","code":"store_unavailable","seq":9})
-        );
-        assert_eq!(
-            json_of(ServerFrame::Error {
-                code: ErrorCode::SeqGap,
-                seq: Some(9),
-                expected: Some(4),
-            }),
-            json!({"type":"error","code":"seq_gap","seq":9,"expected":4})
-        );
-        assert_eq!(
-            json_of(ServerFrame::Error {
-                code: ErrorCode::OutcomeUnknown,
-                seq: Some(9),
-                expected: None,
-            }),
-            json!({"type":"error","code":"outcome_unknown","seq":9})
-        );
-        assert_eq!(
-            json_of(ServerFrame::Heartbeat {
-                ts: "2026-11-22T13:00:00.000Z"
-            }),
-            json!({"type":"heartbeat","ts":"2026-11-22T13:00:00.000Z"})
-        );
     }
 }

@@ -25,7 +25,7 @@ impl Rejection {
         Rejection::StoreUnavailable,
     ];
 
-    /// The `error` code of the JSON body, also the metric label.
+    /// The `code` of the JSON body, also the metric label.
     pub fn code(self) -> &'static str {
         match self {
             Rejection::InvalidSessionId => "invalid_session_id",
@@ -60,12 +60,55 @@ impl Rejection {
 }
 
 impl IntoResponse for Rejection {
+    /// `{"code":…,"message":…}`. `error` repeats `code` for the browser clients of pages
+    /// loaded before this version: during a blue-green deploy their `client.js` (which reads
+    /// `error`) talks to this server, and must still drop a refused session id.
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": self.code(), "message": self.message() }));
+        let body = Json(json!({
+            "code": self.code(),
+            "error": self.code(),
+            "message": self.message(),
+        }));
         if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             (self.status(), [("retry-after", "1")], body).into_response()
         } else {
             (self.status(), body).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::ws::protocol::golden;
+
+    #[tokio::test]
+    async fn every_refusal_is_answered_as_the_golden_frames_show() {
+        let shown = golden::cases("refusals");
+        assert_eq!(shown.len(), Rejection::ALL.len(), "one golden refusal each");
+        for rejection in Rejection::ALL {
+            let golden = shown
+                .iter()
+                .find(|case| case["code"] == rejection.code())
+                .unwrap_or_else(|| panic!("frames.json shows no {rejection:?}"));
+            let response = rejection.into_response();
+            assert_eq!(
+                response.status().as_u16(),
+                golden["status"],
+                "{rejection:?}"
+            );
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|value| value.to_str().expect("ASCII"));
+            assert_eq!(retry_after, golden["retry_after"].as_str(), "{rejection:?}");
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .expect("a body");
+            let body: Value = serde_json::from_slice(&body).expect("a JSON body");
+            assert_eq!(body, golden["body"], "{rejection:?}");
         }
     }
 }

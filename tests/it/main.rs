@@ -5,6 +5,7 @@ mod close_codes;
 mod drain;
 mod echo;
 mod faults;
+mod golden;
 mod heartbeat;
 mod messages;
 mod migrations;

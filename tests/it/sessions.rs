@@ -83,7 +83,7 @@ async fn a_malformed_session_id_is_refused_with_400_and_a_json_body() {
     let response = app.get("/ws/chat/?session_id=not-a-uuid").await;
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.expect("JSON body");
-    assert_eq!(body["error"], "invalid_session_id");
+    assert_eq!(body["code"], "invalid_session_id");
     assert_eq!(
         crate::support::metric(
             app.addr,
