@@ -372,7 +372,7 @@ export class SwitchyardClient {
     } else if (!opened && idUsed && this._probedId !== idUsed) {
       // The browser hides the HTTP status of a refused upgrade. Ask once per id with a
       // plain GET: the server checks session_id before anything else and answers
-      // 400 {"error":"invalid_session_id"} for an id it will never accept.
+      // 400 {"code":"invalid_session_id"} for an id it will never accept.
       this._probedId = idUsed;
       await this._probe(idUsed);
       if (this.state !== "reconnecting" || this._retryTimer !== null) return;
@@ -403,7 +403,7 @@ export class SwitchyardClient {
       const res = await this._fetch(u.toString(), { cache: "no-store", signal: ctrl && ctrl.signal });
       if (res.status !== 400) return;
       const body = await res.json().catch(() => null);
-      if (body && body.error === "invalid_session_id" && this._storage.getItem(this._keyId) === id) {
+      if (body && body.code === "invalid_session_id" && this._storage.getItem(this._keyId) === id) {
         this.forgetSession();
         this._emit("error", { code: "invalid_session_id", message: "server refused the stored session id; starting a new session" });
       }

@@ -3,8 +3,27 @@
 // fake server stand in for the browser and switchyard. Run: node --test client.test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 
 import { SwitchyardClient, backoffDelay, httpUrlOf, isSessionId, memoryStorage } from "../../static/client.js";
+
+/** The golden frames: protocol v1 written once (tests/golden/frames.json). */
+const GOLDEN = JSON.parse(readFileSync(new URL("../golden/frames.json", import.meta.url), "utf8"));
+
+/** `value` with each placeholder ("<uuid>", "<ts>") replaced by the fixture's example of it. */
+function example(value) {
+  if (typeof value === "string") return GOLDEN.placeholders[value]?.example ?? value;
+  if (Array.isArray(value)) return value.map(example);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, example(v)]));
+  return value;
+}
+
+/** The golden refusal body for `code`. */
+function refusal(code) {
+  const shown = GOLDEN.refusals.find((r) => r.code === code);
+  assert.ok(shown, `frames.json shows the ${code} refusal`);
+  return shown;
+}
 
 const URL_WS = "ws://127.0.0.1:9/ws/chat/";
 const ID_A = "0b6e4c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -462,7 +481,8 @@ test("an upgrade refused with 400 invalid_session_id makes the client start fres
   const probes = [];
   const fetch = async (url) => {
     probes.push(url);
-    return { status: 400, json: async () => ({ error: "invalid_session_id", message: "bad" }) };
+    const { status, body } = refusal("invalid_session_id");
+    return { status, json: async () => body };
   };
   const { client, clock } = makeClient({ storage, fetch });
   client.connect();
@@ -480,7 +500,8 @@ test("an upgrade refused for another reason (drain, 503) keeps the id and probes
   let probes = 0;
   const fetch = async () => {
     probes += 1;
-    return { status: 503, json: async () => ({ error: "draining" }) };
+    const { status, body } = refusal("draining");
+    return { status, json: async () => body };
   };
   const { client, clock } = makeClient({ storage, fetch });
   client.connect();
@@ -501,4 +522,106 @@ test("helpers: UUID check and the HTTP URL of a WebSocket URL", () => {
   for (const bad of ["", "x", `${ID_A}0`, `{${ID_A}}`, ID_A.replaceAll("-", ""), null, 7]) assert.ok(!isSessionId(bad), String(bad));
   assert.equal(httpUrlOf("wss://h.example/blue/ws/chat/").toString(), "https://h.example/blue/ws/chat/");
   assert.equal(httpUrlOf("ws://127.0.0.1:8080/ws/chat/").toString(), "http://127.0.0.1:8080/ws/chat/");
+});
+
+// --- the golden frames ---------------------------------------------------------------------
+
+test("the golden conversation's session and count frames set what the client shows", async () => {
+  const { client, clock, events } = makeClient();
+  client.connect();
+  for (const step of GOLDEN.conversation) {
+    const frame = example(step.server);
+    if (step.connect === "resume") {
+      FakeSocket.last().drop(1006);
+      await clock.advance(clock.pending()[0]);
+      assert.equal(FakeSocket.last().sessionId, frame.session_id, `${step.name}: resumes with the stored id`);
+    }
+    const ws = FakeSocket.last();
+    if (step.connect) ws.open();
+    events.length = 0;
+    ws.receive(frame);
+    if (frame.type !== "error") assert.equal(client.count, frame.count, step.name);
+    if (frame.type === "session") {
+      assert.equal(client.state, "open", step.name);
+      assert.deepEqual(
+        [client.sessionId, client.lastSeq, client.resumed, client.color, client.heartbeatMs],
+        [frame.session_id, frame.last_seq, frame.resumed, frame.color, frame.heartbeat_ms],
+        step.name,
+      );
+    } else if (frame.type === "count") {
+      assert.deepEqual(events.find((e) => e.type === "count"), { type: "count", count: frame.count, seq: frame.seq, duplicate: !!frame.duplicate }, step.name);
+    }
+  }
+});
+
+/** What a client keeping the resend rule does with each golden frame that names a seq. */
+const ACTIONS = {
+  ack: ({ client, ws, frame, sent }) => {
+    assert.equal(client.pending, 0, "every seq up to the reply's is acknowledged");
+    assert.equal(ws.sent.length, sent, "nothing resent");
+    assert.equal(client.count, frame.count);
+  },
+  resend: ({ ws, frame, sent }) => {
+    assert.deepEqual(ws.sent.slice(sent).map((m) => m.seq), seqsFrom(1, frame.seq), "everything pending again, same seqs");
+  },
+  resend_from_expected: ({ client, ws, frame, sent }) => {
+    assert.equal(client.pending, frame.seq - frame.expected + 1, "what came before `expected` is acknowledged");
+    assert.deepEqual(ws.sent.slice(sent).map((m) => m.seq), seqsFrom(frame.expected, frame.seq));
+  },
+  start_over: ({ client, ws, storage }) => {
+    assert.equal(storage.getItem("switchyard.session_id"), null, "the session is forgotten");
+    assert.equal(ws.closed && ws.closed.code, 4000, "the connection is abandoned");
+    assert.equal(FakeSocket.last().sessionId, null, "the next connection starts a new session");
+    assert.equal(client.state, "connecting");
+  },
+  report: ({ client, ws, sent }) => {
+    assert.equal(ws.sent.length, sent, "nothing resent: the frame itself was unusable");
+    assert.equal(client.state, "open");
+  },
+};
+
+const seqsFrom = (first, last) => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
+for (const step of [...GOLDEN.conversation, ...GOLDEN.store_failures].filter((s) => s.client_action)) {
+  test(`golden: ${step.name} → the client does ${step.client_action}`, async () => {
+    const act = ACTIONS[step.client_action];
+    assert.ok(act, `frames.json names an action the client has no check for: ${step.client_action}`);
+    const frame = example(step.server);
+    const { client, clock, storage, events } = makeClient();
+    client.connect();
+    const ws = FakeSocket.last();
+    session(ws, { id: example("<uuid>") });
+    for (let i = 0; i < Math.max(frame.seq ?? 1, 1); i++) client.send();
+    const sent = ws.sent.length;
+    ws.receive(frame);
+    if (frame.type === "error") {
+      assert.ok(events.some((e) => e.type === "error" && e.code === frame.code), `the client reports ${frame.code}`);
+    }
+    await clock.advance(client.options.resendMs + 1);
+    act({ client, ws, frame, sent, storage });
+  });
+}
+
+test("the golden heartbeat is taken as a heartbeat", () => {
+  const { client, events } = makeClient();
+  client.connect();
+  const ws = FakeSocket.last();
+  session(ws);
+  const frame = example(GOLDEN.heartbeat);
+  ws.receive(frame);
+  assert.equal(client.lastHeartbeat, frame.ts);
+  assert.ok(events.some((e) => e.type === "heartbeat" && e.ts === frame.ts));
+});
+
+test("the golden 1001 closes make the first retry almost at once, the others back off", async () => {
+  for (const close of GOLDEN.close) {
+    const { client, clock, events } = makeClient({ random: () => 0.999 });
+    client.connect();
+    session(FakeSocket.last());
+    FakeSocket.last().drop(close.code, close.reason);
+    await clock.advance(0);
+    const { delayMs, reason } = events.find((e) => e.type === "reconnecting");
+    assert.equal(reason, close.reason);
+    assert.ok(close.code === 1001 ? delayMs < client.options.drainRetryMs : delayMs >= client.options.drainRetryMs, `${close.code} ${close.reason}: ${delayMs} ms`);
+  }
 });
