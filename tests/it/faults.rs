@@ -14,7 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::support::sender::Tally;
-use crate::support::{Sender, TestBinary, TestRedis, WsClient, within};
+use crate::support::{Sender, TestBinary, TestRedis, WsClient, session_key, within};
 
 /// REDIS_TIMEOUT_MS of the servers here: the one deadline of every store call.
 const STORE_TIMEOUT_MS: u64 = 500;
@@ -125,7 +125,7 @@ async fn verify(redis: &TestRedis, senders: &[Sender]) -> Tally {
     let mut connection = redis.connection().await;
     let mut total = Tally::default();
     for sender in senders {
-        let key = format!("session:{{{}}}", sender.session_id);
+        let key = session_key(&sender.session_id);
         let (count, last_seq): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
             .arg(&key)
             .arg("count")
@@ -434,7 +434,7 @@ async fn a_connected_session_outlives_its_ttl_and_a_lost_one_is_never_restarted(
     );
 
     // Lost under the connection (as a Redis that lost its data would): explicit, not restarted.
-    let key = format!("session:{{{id}}}");
+    let key = session_key(&id);
     let mut connection = redis.connection().await;
     let _: () = connection.del(&key).await.expect("DEL");
     assert_eq!(

@@ -2,16 +2,13 @@
 
 use redis::AsyncCommands;
 
-use crate::support::{TestApp, WsClient};
+use crate::support::{TestApp, WsClient, session_key};
 
 #[tokio::test]
 async fn each_text_frame_counts_one_and_is_persisted_before_the_reply() {
     let mut app = TestApp::spawn(&[]).await;
     let (mut client, session) = WsClient::open(app.addr, None).await;
-    let key = format!(
-        "session:{{{}}}",
-        session["session_id"].as_str().expect("id")
-    );
+    let key = session_key(session["session_id"].as_str().expect("id"));
     let mut redis = app.redis().connection().await;
     for expected in 1..=5u64 {
         client.send_text("hello").await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use crate::support::binary::run_command;
-use crate::support::{TestApp, TestRedis, WsClient};
+use crate::support::{TestApp, TestRedis, WsClient, session_key};
 
 /// Old-layout sessions: (uuid, count, TTL seconds or none).
 fn old_sessions() -> Vec<(String, u64, Option<u64>)> {
@@ -50,7 +50,7 @@ async fn old_sessions_are_imported_with_their_ttl_and_resume() {
     assert!(stdout.contains("3 changed"), "{stdout}");
 
     for (id, count, ttl) in &old {
-        let key = format!("session:{{{id}}}");
+        let key = session_key(id);
         let stored: u64 = conn.hget(&key, "count").await.expect("HGET");
         assert_eq!(stored, *count);
         let left: i64 = conn.ttl(&key).await.expect("TTL");

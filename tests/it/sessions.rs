@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use crate::support::{TestApp, WsClient, within};
+use crate::support::{TestApp, WsClient, session_key, within};
 
 #[tokio::test]
 async fn a_new_session_gets_a_server_generated_id_and_count_zero() {
@@ -58,7 +58,7 @@ async fn an_expired_session_is_not_resumed() {
     client.next_reply().await;
     drop(client);
     let mut redis = app.redis().connection().await;
-    let key = format!("session:{{{id}}}");
+    let key = session_key(&id);
     within(Duration::from_secs(5), "the session key to expire", async {
         while redis.exists::<_, bool>(&key).await.expect("EXISTS") {
             tokio::time::sleep(Duration::from_millis(50)).await;

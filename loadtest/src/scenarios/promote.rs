@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard::store::session_key;
+use uuid::Uuid;
 
 use crate::Common;
 use crate::client::{Client, Target};
@@ -155,13 +157,18 @@ pub(crate) async fn promote(
 
     let redis = redis::Client::open(redis_url)?;
     let mut conn = redis.get_multiplexed_async_connection().await?;
+    // A client whose session was just started over holds none (and has nothing acknowledged).
+    let held: Vec<(&Outcome, Uuid)> = outcomes
+        .iter()
+        .filter_map(|outcome| Some((outcome, Uuid::parse_str(&outcome.session).ok()?)))
+        .collect();
     let mut pipe = redis::pipe();
-    for outcome in &outcomes {
-        pipe.hget(format!("session:{{{}}}", outcome.session), "count");
+    for (_, id) in &held {
+        pipe.hget(session_key(*id), "count");
     }
     let stored: Vec<Option<u64>> = pipe.query_async(&mut conn).await?;
     let (mut lost, mut doubled) = (0u64, 0u64);
-    for (outcome, stored) in outcomes.iter().zip(&stored) {
+    for ((outcome, _), stored) in held.iter().zip(&stored) {
         let stored = stored.unwrap_or(0);
         lost += outcome.acked.saturating_sub(stored);
         doubled += stored.saturating_sub(outcome.acked);

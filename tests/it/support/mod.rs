@@ -18,6 +18,11 @@ pub(crate) use wait::within;
 
 use std::net::SocketAddr;
 
+/// The Redis key of the session a session frame names (`switchyard::store::session_key`).
+pub(crate) fn session_key(session_id: &str) -> String {
+    switchyard::store::session_key(uuid::Uuid::parse_str(session_id).expect("a UUID session id"))
+}
+
 /// The value of one sample line of `/metrics`, e.g. `switchyard_sessions_total{kind="created"}`.
 pub(crate) async fn metric(addr: SocketAddr, sample: &str) -> f64 {
     let text = reqwest::get(format!("http://{addr}/metrics"))
