@@ -28,6 +28,19 @@ class ProtocolError(Exception):
     """The server answered something protocol v1 does not allow."""
 
 
+def action(reply):
+    """What the resend rule says to do with `reply`: ack, resend (the same seq), start_over,
+    or report (anything else fails the request)."""
+    if reply.get("type") == "count":
+        return "ack"
+    code = reply.get("code") if reply.get("type") == "error" else None
+    if code in ("store_unavailable", "outcome_unknown"):
+        return "resend"
+    if code == "session_expired":
+        return "start_over"
+    return "report"
+
+
 class ChatUser(User):
     wait_time = between(0.01, 0.1)
 
@@ -100,21 +113,20 @@ class ChatUser(User):
                 self.ws.send(json.dumps({"seq": seq}))
                 reply = self._reply()
                 length = len(json.dumps(reply))
-                code = reply.get("code")
-                if reply.get("type") == "error" and code in ("store_unavailable", "outcome_unknown"):
+                if action(reply) == "resend":
                     # Not counted, or maybe counted: the same seq again either way.
-                    maybe_counted = maybe_counted or code == "outcome_unknown"
+                    maybe_counted = maybe_counted or reply.get("code") == "outcome_unknown"
                     if time.perf_counter() - started > TIMEOUT:
                         raise ProtocolError(f"seq {seq}: the store failed for {TIMEOUT} s")
                     time.sleep(RESEND_DELAY)
                     continue
                 break
-            if reply.get("type") == "error" and code == "session_expired":
+            if action(reply) == "start_over":
                 self.ws.close()
                 self.ws = None
                 self._start_over()
                 return
-            if reply.get("type") != "count" or reply.get("seq") != seq:
+            if action(reply) != "ack" or reply.get("seq") != seq:
                 raise ProtocolError(f"seq {seq} answered with {reply}")
             if reply.get("count") != seq or (reply.get("duplicate") and not maybe_counted):
                 raise ProtocolError(f"seq {seq}: {reply}, expected count {seq} counted once")

@@ -31,6 +31,11 @@ async def frame(ws):
             return data
 
 
+def must_resend(reply):
+    """True for the error frames the resend rule answers with the same seq."""
+    return reply.get("type") == "error" and reply.get("code") in ("store_unavailable", "outcome_unknown")
+
+
 async def send_once(ws, seq):
     """Sends `seq` until it is acknowledged, resending the same seq after store_unavailable or
     outcome_unknown (bounded by TIMEOUT); returns the count reply."""
@@ -39,10 +44,9 @@ async def send_once(ws, seq):
     while True:
         await ws.send(json.dumps({"seq": seq, "text": "smoke"}))
         reply = await frame(ws)
-        code = reply.get("code")
-        if reply.get("type") != "error" or code not in ("store_unavailable", "outcome_unknown"):
+        if not must_resend(reply):
             break
-        maybe_counted = maybe_counted or code == "outcome_unknown"
+        maybe_counted = maybe_counted or reply.get("code") == "outcome_unknown"
         check(time.monotonic() < deadline, f"the store kept failing: {reply}")
         await asyncio.sleep(0.1)
     if maybe_counted and reply.get("duplicate"):

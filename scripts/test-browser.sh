@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser area: unit tests of static/client.js (node --test, no packages), then the page in
+# Browser area: unit tests of static/client.js (node --test, no packages), the Python clients'
+# frame handling against the golden frames (tests/e2e/test_golden.py, pytest), then the page in
 # headless Chromium against the real binary and a disposable Redis (tests/browser/test_page.py,
 # pytest + the PyPI package playwright driving Debian's chromium; no npm, no browser download).
 # Installs what is missing (chromium, redis-server, the project venv), bounds every wait,
@@ -12,6 +13,7 @@ ARTIFACTS=$ROOT/artifacts/browser
 BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
 REDIS_PID=""
 UNIT=skipped
+GOLDEN=skipped
 BROWSER=skipped
 
 stop_started() {
@@ -36,7 +38,7 @@ stop_started() {
 summary() {
     local rc=$?
     stop_started
-    log "browser tests: unit ${UNIT}, browser ${BROWSER} (artifacts in ${ARTIFACTS#"$ROOT"/})"
+    log "browser tests: unit ${UNIT}, golden ${GOLDEN}, browser ${BROWSER} (artifacts in ${ARTIFACTS#"$ROOT"/})"
     exit "$rc"
 }
 trap summary EXIT
@@ -91,6 +93,14 @@ run_unit_tests() {
     UNIT=passed
 }
 
+run_golden_tests() {
+    log "Python clients against the golden frames (pytest tests/e2e/test_golden.py)"
+    GOLDEN=failed
+    (cd "$ROOT" && PYTHONDONTWRITEBYTECODE=1 timeout 120 \
+        "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p no:locust tests/e2e/test_golden.py)
+    GOLDEN=passed
+}
+
 run_browser_test() {
     log "page in headless Chromium against $BIN"
     BROWSER=failed
@@ -104,6 +114,7 @@ main() {
     ensure_node
     run_unit_tests
     ensure_venv
+    run_golden_tests
     ensure_chromium
     build_binary
     start_redis

@@ -33,6 +33,8 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+# Protocol v1 written once: the session key pattern and the refusal bodies come from here.
+GOLDEN = json.loads((ROOT / "tests/golden/frames.json").read_text())
 BIN = os.environ.get("SWITCHYARD_BIN") or str(ROOT / "target/release/switchyard")
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 REDIS_URL = os.environ.get("REDIS_URL")
@@ -159,7 +161,7 @@ def http_get(url: str) -> tuple[int, dict[str, str], str]:
 
 def redis_session_count(session_id: str) -> int:
     out = subprocess.run(
-        ["redis-cli", "-u", REDIS_URL or "", "HGET", f"session:{{{session_id}}}", "count"],
+        ["redis-cli", "-u", REDIS_URL or "", "HGET", GOLDEN["session_key"]["pattern"].replace("<uuid>", session_id), "count"],
         capture_output=True, text=True, timeout=5, check=True,
     ).stdout.strip()
     return int(out)
@@ -246,7 +248,7 @@ def test_server_answers_what_the_page_relies_on(run: Run) -> None:
     # 400 invalid_session_id for a bad id, and something else for a good one.
     status, _, body = http_get(f"{run.base}/ws/chat/?session_id=not-a-uuid")
     assert status == 400
-    assert json.loads(body)["error"] == "invalid_session_id"
+    assert json.loads(body) == next(r["body"] for r in GOLDEN["refusals"] if r["code"] == "invalid_session_id")
     status, _, body = http_get(f"{run.base}/ws/chat/?session_id=0b6e4c2a-3f4d-4e5f-8a9b-0c1d2e3f4a5b")
     assert "invalid_session_id" not in body, f"a valid id is not refused as invalid ({status} {body})"
 

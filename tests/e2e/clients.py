@@ -20,10 +20,13 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import websockets
 
 TIMEOUT = 10
+# Protocol v1 written once: the session key pattern comes from here.
+GOLDEN = json.loads((Path(__file__).resolve().parent.parent / "golden" / "frames.json").read_text())
 
 
 class Stats:
@@ -41,6 +44,27 @@ class Stats:
         self.reconnect_ms = []
         self.sessions = {}  # session_id -> last acknowledged seq (= its expected count)
         self.problems = []
+
+
+def session_key(session_id):
+    """The Redis key of a session, from the golden frames' pattern."""
+    return GOLDEN["session_key"]["pattern"].replace("<uuid>", session_id)
+
+
+def action(reply, pending):
+    """What the resend rule says to do with `reply` to the message `pending`: ack, resend (the
+    same seq), start_over, or report (a problem). With one message in flight, everything
+    before it was acknowledged, so a seq_gap means an acknowledged message was lost: report."""
+    if reply.get("type") == "count":
+        return "ack" if reply.get("seq") == pending else "report"
+    if reply.get("type") != "error":
+        return "report"
+    code = reply.get("code")
+    if code in ("store_unavailable", "outcome_unknown"):
+        return "resend"
+    if code == "session_expired":
+        return "start_over"
+    return "report"
 
 
 async def next_reply(ws):
@@ -102,20 +126,21 @@ async def run_client(url, interval, stats, stop, connected):
                     pending = seq + 1
                 await ws.send(json.dumps({"seq": pending}))
                 reply = await next_reply(ws)
-                if reply.get("type") == "error" and reply.get("code") == "session_expired":
+                step = action(reply, pending)
+                if step == "start_over":
                     stats.expired += 1
                     stats.problems.append(f"session {session_id} expired")
                     stats.sessions.pop(session_id, None)
                     session_id, seq, pending = None, 0, None
                     await ws.close()
                     break
-                if reply.get("type") == "error":
+                if step == "resend":
                     # store_unavailable / outcome_unknown: the same seq again.
                     stats.errors += 1
                     await asyncio.sleep(0.05)
                     continue
-                if reply.get("seq") != pending:
-                    stats.problems.append(f"reply for another seq: sent {pending}, got {reply}")
+                if step == "report":
+                    stats.problems.append(f"sent seq {pending}, got {reply}")
                     stats.wrong_counts += 1
                     continue
                 if reply.get("duplicate"):
@@ -142,7 +167,7 @@ def redis_cli(address):
 
 
 def redis_counts(address, session_ids):
-    commands = "".join(f"HGET session:{{{sid}}} count\n" for sid in session_ids)
+    commands = "".join(f"HGET {session_key(sid)} count\n" for sid in session_ids)
     out = subprocess.run(
         redis_cli(address), input=commands, capture_output=True, text=True, timeout=60, check=True
     ).stdout.splitlines()
