@@ -34,7 +34,7 @@ sample() {
         return
     fi
     ready=$(instance_get "$1" /readyz 2>/dev/null |
-        python3 -c 'import json,sys; r=json.load(sys.stdin); print("ready" if r["status"] == "ready" else r.get("reason","not_ready"))' 2>/dev/null || echo not_ready)
+        python3 -c 'import json,sys; r=json.load(sys.stdin); print("ready" if r["status"] == "ready" else r.get("code","not_ready"))' 2>/dev/null || echo not_ready)
     awk -v ready="$ready" '
         /^switchyard_connections_active / { conns = $2 }
         /^switchyard_messages_total\{result="(counted|duplicate)"\}/ { msgs += $2 }

@@ -1,4 +1,4 @@
-//! Liveness, readiness (with a JSON reason) and Prometheus metrics.
+//! Liveness, readiness (with a JSON code saying why not) and Prometheus metrics.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,8 +16,8 @@ pub(super) async fn healthz() -> &'static str {
 /// `/readyz`: 200 when the store answers and the instance is not draining, else 503 and why.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let color = state.config.color;
-    let not_ready = |reason: &str, extra: serde_json::Value| {
-        let mut body = json!({ "status": "not_ready", "reason": reason, "color": color });
+    let not_ready = |code: &str, extra: serde_json::Value| {
+        let mut body = json!({ "status": "not_ready", "code": code, "color": color });
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }

@@ -47,7 +47,7 @@ async fn sigterm_closes_every_client_with_1001_spread_out_and_exits_0() {
                     .expect("readyz answers while draining");
                 let status = ready.status();
                 let body: serde_json::Value = ready.json().await.expect("JSON");
-                if body["reason"] == "draining" {
+                if body["code"] == "draining" {
                     assert_eq!(status, 503);
                     return;
                 }

@@ -194,7 +194,7 @@ async fn a_frozen_redis_loses_nothing_doubles_nothing_and_readiness_answers_in_t
     while frozen.elapsed() < Duration::from_millis(1500) {
         let (status, body, took) = readiness(app.addr).await;
         assert_eq!(
-            (status, body["reason"].as_str()),
+            (status, body["code"].as_str()),
             (503, Some("store_unavailable")),
             "{body}"
         );

@@ -37,7 +37,7 @@ async fn old_sessions_are_imported_with_their_ttl_and_resume() {
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.expect("JSON");
-    assert_eq!(body["reason"], "migration_pending");
+    assert_eq!(body["code"], "migration_pending");
     assert_eq!(body["pending"][0], "0001_import_django_sessions");
 
     let url = app.redis.as_ref().expect("redis").url();

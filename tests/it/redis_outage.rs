@@ -37,7 +37,7 @@ async fn an_outage_is_reported_and_the_same_connections_work_after_it() {
         readiness(&app).await,
         (
             503,
-            json!({"status": "not_ready", "reason": "store_unavailable", "color": "blue"})
+            json!({"status": "not_ready", "code": "store_unavailable", "color": "blue"})
         )
     );
     assert_eq!(
@@ -75,7 +75,7 @@ async fn a_redis_that_never_answers_makes_the_server_not_ready_without_hanging()
     )
     .await;
     assert_eq!(
-        (status, body["reason"].as_str()),
+        (status, body["code"].as_str()),
         (503, Some("store_unavailable"))
     );
     assert_eq!(app.get("/healthz").await.status(), 200);
