@@ -68,8 +68,9 @@ def test_locust_users_do_what_the_fixture_says(case):
 
 
 def test_the_session_key_is_the_fixtures():
+    # tests/it/golden.rs checks the pattern against switchyard::store::session_key.
     assert clients.session_key(UUID) == GOLDEN["session_key"]["pattern"].replace("<uuid>", UUID)
-    assert clients.session_key(UUID) == "session:{" + UUID + "}"
+    assert UUID in clients.session_key(UUID)
 
 
 class FakeSocket:
