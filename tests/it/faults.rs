@@ -18,8 +18,10 @@ use crate::support::{Sender, TestBinary, TestRedis, WsClient, session_key, withi
 
 /// REDIS_TIMEOUT_MS of the servers here: the one deadline of every store call.
 const STORE_TIMEOUT_MS: u64 = 500;
-/// What scheduling on a loaded test machine may add to a bounded answer.
-const MARGIN: Duration = Duration::from_millis(250);
+/// What scheduling on a loaded test machine may add to a bounded answer: 300 clients and the
+/// other tests share two cores here (seen: up to 640 ms for a 500 ms deadline). An unbounded
+/// wait (what this guards against) takes seconds.
+const MARGIN: Duration = Duration::from_millis(500);
 /// Every client's messages must be acknowledged by then.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 
