@@ -120,11 +120,10 @@ impl App {
 
 /// A server started without its Redis serves nothing useful: say so once, naming the setting.
 async fn warn_if_store_unreachable(state: AppState) {
-    if let (Err(error), StoreConfig::Redis { url, .. }) =
-        (state.store.ping().await, &state.config.store)
+    if let (Err(error), StoreConfig::Redis(redis)) = (state.store.ping().await, &state.config.store)
     {
         tracing::warn!(
-            redis_url = %redacted(url),
+            redis_url = %redacted(&redis.url),
             %error,
             "Redis is unreachable (REDIS_URL): /readyz answers 503 and messages are refused until it answers"
         );

@@ -132,7 +132,7 @@ fn admit(
     if !state
         .config
         .allowed_origins
-        .allows(headers.get(header::ORIGIN))
+        .allows(headers.get(header::ORIGIN).map(|origin| origin.as_bytes()))
     {
         return Err(Rejection::OriginNotAllowed);
     }
