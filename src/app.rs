@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 use crate::migrate::MigrationGate;
 use crate::state::{AppState, Shared};
 use crate::store::SessionStore;
+use crate::ws::close::CloseReason;
+use crate::ws::reject::Rejection;
 use crate::{heartbeat, live};
 
 /// A bound, ready-to-run server.
@@ -47,7 +49,11 @@ impl App {
             .with_context(|| format!("cannot listen on {} (BIND, PORT)", config.addr))?;
         let store =
             SessionStore::build(&config.store, config.session_ttl).context("invalid REDIS_URL")?;
-        let metrics = Arc::new(Metrics::new(config.color));
+        let metrics = Arc::new(Metrics::new(
+            config.color,
+            &CloseReason::ALL.map(CloseReason::label),
+            &Rejection::ALL.map(Rejection::code),
+        ));
         let hub = Arc::new(Hub::new(
             config.limits.max_connections,
             Arc::clone(&metrics),
@@ -84,7 +90,13 @@ impl App {
             state.config.heartbeat_interval,
             stop.clone(),
         ));
-        let refresh = tokio::spawn(live::run(state.clone(), stop.clone()));
+        let refresh = tokio::spawn({
+            let (state, stop) = (state.clone(), stop.clone());
+            async move {
+                let ttl = state.config.session_ttl;
+                live::run(&state.live, &state.store, &state.metrics, ttl, stop).await;
+            }
+        });
         let server = HttpServer::spawn(
             listener,
             http::router(state.clone()),

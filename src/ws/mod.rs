@@ -77,7 +77,7 @@ pub async fn echo(
 
 fn refused_or(state: &AppState, accepted: Result<Response, Rejection>) -> Response {
     accepted.unwrap_or_else(|rejection| {
-        state.metrics.upgrade_rejected(rejection);
+        state.metrics.upgrade_rejected(rejection.code());
         rejection.into_response()
     })
 }
