@@ -6,6 +6,7 @@ mod drain;
 mod echo;
 mod faults;
 mod heartbeat;
+mod layering;
 mod messages;
 mod migrations;
 mod ops;
