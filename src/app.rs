@@ -35,7 +35,7 @@ pub struct App {
 pub struct DrainReport {
     /// Connections open when the drain began.
     pub connections: usize,
-    /// Sessions still running at DRAIN_TIMEOUT_SECS, cut without a goodbye.
+    /// Connections still open at DRAIN_TIMEOUT_SECS, cut without a goodbye.
     pub cut: usize,
     /// HTTP connections (requests not finished, e.g. headers never completed) cut at
     /// DRAIN_TIMEOUT_SECS.
@@ -181,21 +181,18 @@ async fn drain(state: &AppState, deadline: Instant) -> (usize, usize) {
         timeout_s = config.drain_timeout.as_secs(),
         "draining"
     );
-    let sessions = state.lifecycle.sessions();
+    let tracked = state.lifecycle.connections();
     let all_closed = async {
-        tokio::join!(
-            state.hub.notify_spread(config.drain_spread),
-            sessions.wait()
-        );
+        tokio::join!(state.hub.notify_spread(config.drain_spread), tracked.wait());
     };
     let cut = match tokio::time::timeout_at(deadline, all_closed).await {
         Ok(()) => 0,
         Err(_) => {
             tracing::warn!(
-                remaining = sessions.len(),
+                remaining = tracked.len(),
                 "drain timeout: cutting the remaining connections"
             );
-            sessions.len()
+            tracked.len()
         }
     };
     (connections, cut)

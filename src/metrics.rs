@@ -167,7 +167,7 @@ impl Metrics {
         }
     }
 
-    /// A place in the hub was taken (an upgrade under way or a session open).
+    /// A place in the hub was taken (an upgrade under way or a connection open).
     pub fn connection_registered(&self) {
         self.connections_active.inc();
     }

@@ -1,13 +1,13 @@
 //! The WebSocket endpoints: refuse in HTTP what can be refused (bad id, origin, draining,
 //! capacity, store down), open the session, size the socket, and hand it to a tracked
-//! session; `/ws/echo` (conformance) goes through the same checks, sizes and tracking.
+//! connection; `/ws/echo` (conformance) goes through the same checks, sizes and tracking.
 
 pub mod close;
+mod connection;
 mod echo;
 pub mod limits;
 pub mod protocol;
 pub mod reject;
-mod session;
 mod socket;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use self::connection::Connection;
 use self::echo::Echo;
 use self::reject::Rejection;
-use self::session::Session;
 use crate::hub::{Registration, Subscriptions};
 use crate::state::AppState;
 
@@ -98,8 +98,8 @@ async fn accept(
         state.metrics.store_failed();
         Rejection::StoreUnavailable
     })?;
-    let session = Session::new(state.clone(), opened, registration, subscriptions);
-    Ok(upgrade_tracked(state, ws, |socket| session.run(socket)))
+    let connection = Connection::new(state.clone(), opened, registration, subscriptions);
+    Ok(upgrade_tracked(state, ws, |socket| connection.run(socket)))
 }
 
 fn accept_echo(
@@ -154,7 +154,7 @@ where
     F: FnOnce(axum::extract::ws::WebSocket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let tracked = state.lifecycle.sessions().token();
+    let tracked = state.lifecycle.connections().token();
     let max_message = state.config.limits.max_message_bytes.get();
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)

@@ -18,10 +18,10 @@ use crate::state::AppState;
 use crate::store::{Applied, Opened, StoreError};
 use crate::tick::{Beat, Tick};
 
-pub(super) struct Session {
+pub(super) struct Connection {
     state: AppState,
     opened: Opened,
-    /// Frees this connection's place in the hub when the session ends, however it ends.
+    /// Frees this connection's place in the hub when the connection ends, however it ends.
     _registration: Registration,
     /// Keeps the session's TTL refreshed while this connection is open.
     _held: Held,
@@ -31,7 +31,7 @@ pub(super) struct Session {
     last_heard: Instant,
 }
 
-impl Session {
+impl Connection {
     pub(super) fn new(
         state: AppState,
         opened: Opened,
@@ -40,7 +40,7 @@ impl Session {
     ) -> Self {
         let rate = state.config.limits.max_messages_per_sec.map(RateLimit::new);
         let held = state.live.hold(opened.id);
-        Session {
+        Connection {
             state,
             opened,
             _registration: registration,
