@@ -2,6 +2,27 @@
 //! capacity, store down), open the session, size the socket, and hand it to a tracked
 //! connection; `/ws/echo` (conformance) goes through the same checks, sizes and tracking.
 
+/// Defines a fieldless enum and its `ALL`, every variant in declaration order, from one list,
+/// so a variant cannot be added without its entry (each `ALL` pre-registers metric labels).
+macro_rules! enum_with_all {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident,)*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            $vis const ALL: [$name; [$($name::$variant),*].len()] = [$($name::$variant),*];
+        }
+    };
+}
+
 pub mod close;
 mod connection;
 mod echo;
@@ -165,4 +186,22 @@ where
             connection(socket).await;
             drop(tracked);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    enum_with_all! {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Sample {
+            First,
+            /// Documented variants are listed too.
+            Second,
+            Third,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_variant_once_in_declaration_order() {
+        assert_eq!(Sample::ALL, [Sample::First, Sample::Second, Sample::Third]);
+    }
 }
