@@ -402,6 +402,30 @@ mod tests {
     }
 
     #[test]
+    fn serve_and_migrate_check_redis_settings_alike() {
+        let migrate = |args: &[&str]| {
+            let mut argv = vec!["switchyard", "migrate"];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let Command::Migrate(migrate) = cli.command else {
+                unreachable!("the test parses `migrate`")
+            };
+            RedisConfig::try_from(migrate.redis).map_err(|e| e.to_string())
+        };
+        for (flag, value, variable) in [
+            ("--redis-timeout-ms", "0", "REDIS_TIMEOUT_MS"),
+            ("--redis-url", "127.0.0.1:6379", "REDIS_URL"),
+        ] {
+            let serve = error_of(&[flag, value]);
+            assert!(serve.contains(variable), "{serve}");
+            let migrate = migrate(&[flag, value]).expect_err("refused");
+            assert_eq!(migrate, serve);
+        }
+        let redis = migrate(&["--redis-timeout-ms", "250"]).expect("valid");
+        assert_eq!(redis.timeout, Duration::from_millis(250));
+    }
+
+    #[test]
     fn origins_are_parsed_and_checked() {
         let config = parse(&[
             "--allowed-origins",
