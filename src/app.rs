@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 use crate::migrate::MigrationGate;
 use crate::state::{AppState, Shared};
 use crate::store::SessionStore;
+use crate::ws::close::CloseReason;
+use crate::ws::reject::Rejection;
 use crate::{heartbeat, live};
 
 /// A bound, ready-to-run server.
@@ -33,7 +35,7 @@ pub struct App {
 pub struct DrainReport {
     /// Connections open when the drain began.
     pub connections: usize,
-    /// Sessions still running at DRAIN_TIMEOUT_SECS, cut without a goodbye.
+    /// Connections still open at DRAIN_TIMEOUT_SECS, cut without a goodbye.
     pub cut: usize,
     /// HTTP connections (requests not finished, e.g. headers never completed) cut at
     /// DRAIN_TIMEOUT_SECS.
@@ -47,7 +49,11 @@ impl App {
             .with_context(|| format!("cannot listen on {} (BIND, PORT)", config.addr))?;
         let store =
             SessionStore::build(&config.store, config.session_ttl).context("invalid REDIS_URL")?;
-        let metrics = Arc::new(Metrics::new(config.color));
+        let metrics = Arc::new(Metrics::new(
+            config.color,
+            &CloseReason::ALL.map(CloseReason::label),
+            &Rejection::ALL.map(Rejection::code),
+        ));
         let hub = Arc::new(Hub::new(
             config.limits.max_connections,
             Arc::clone(&metrics),
@@ -84,7 +90,13 @@ impl App {
             state.config.heartbeat_interval,
             stop.clone(),
         ));
-        let refresh = tokio::spawn(live::run(state.clone(), stop.clone()));
+        let refresh = tokio::spawn({
+            let (state, stop) = (state.clone(), stop.clone());
+            async move {
+                let ttl = state.config.session_ttl;
+                live::run(&state.live, &state.store, &state.metrics, ttl, stop).await;
+            }
+        });
         let server = HttpServer::spawn(
             listener,
             http::router(state.clone()),
@@ -120,11 +132,10 @@ impl App {
 
 /// A server started without its Redis serves nothing useful: say so once, naming the setting.
 async fn warn_if_store_unreachable(state: AppState) {
-    if let (Err(error), StoreConfig::Redis { url, .. }) =
-        (state.store.ping().await, &state.config.store)
+    if let (Err(error), StoreConfig::Redis(redis)) = (state.store.ping().await, &state.config.store)
     {
         tracing::warn!(
-            redis_url = %redacted(url),
+            redis_url = %redacted(&redis.url),
             %error,
             "Redis is unreachable (REDIS_URL): /readyz answers 503 and messages are refused until it answers"
         );
@@ -170,21 +181,18 @@ async fn drain(state: &AppState, deadline: Instant) -> (usize, usize) {
         timeout_s = config.drain_timeout.as_secs(),
         "draining"
     );
-    let sessions = state.lifecycle.sessions();
+    let tracked = state.lifecycle.connections();
     let all_closed = async {
-        tokio::join!(
-            state.hub.notify_spread(config.drain_spread),
-            sessions.wait()
-        );
+        tokio::join!(state.hub.notify_spread(config.drain_spread), tracked.wait());
     };
     let cut = match tokio::time::timeout_at(deadline, all_closed).await {
         Ok(()) => 0,
         Err(_) => {
             tracing::warn!(
-                remaining = sessions.len(),
+                remaining = tracked.len(),
                 "drain timeout: cutting the remaining connections"
             );
-            sessions.len()
+            tracked.len()
         }
     };
     (connections, cut)

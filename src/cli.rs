@@ -1,9 +1,16 @@
-//! Command-line types: the `serve` sub-command; every flag also reads the environment
-//! variable of the same name, and its value name is that variable so errors name it.
+//! Command-line types and their conversion into the validated configuration: every flag of
+//! `serve` and `migrate` also reads the environment variable of the same name, and its value
+//! name is that variable, so every error (clap's or the conversion's) names it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Color;
+use crate::config::{
+    AllowedOrigins, Color, Config, ConfigError, Limits, LogFormat, RedisConfig, StoreConfig,
+};
 
 /// switchyard: a blue-green WebSocket application server with sessions in Redis.
 #[derive(Debug, Parser)]
@@ -86,15 +93,6 @@ pub enum StoreKind {
     Redis,
     /// This process's memory: one instance only, lost on exit. Never chosen implicitly.
     Memory,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line (for log shippers and tests).
-    Json,
-    /// Human-readable lines.
-    Pretty,
 }
 
 #[derive(Debug, Args)]
@@ -216,4 +214,235 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+impl TryFrom<RedisArgs> for RedisConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: RedisArgs) -> Result<Self, ConfigError> {
+        RedisConfig::new(args.redis_url, args.redis_timeout_ms)
+    }
+}
+
+fn secs(variable: &'static str, value: u64) -> Result<Duration, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(variable, "must be at least 1"));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+impl TryFrom<ServeArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: ServeArgs) -> Result<Self, ConfigError> {
+        let ip: IpAddr = args.bind.parse().map_err(|_| {
+            ConfigError::new(
+                "BIND",
+                format!(
+                    "{:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)",
+                    args.bind
+                ),
+            )
+        })?;
+        let store = match args.store {
+            StoreKind::Memory => StoreConfig::Memory,
+            StoreKind::Redis => StoreConfig::Redis(RedisConfig::try_from(args.redis)?),
+        };
+        let max_message_bytes = NonZeroUsize::new(args.max_message_bytes)
+            .ok_or_else(|| ConfigError::new("MAX_MESSAGE_BYTES", "must be at least 1"))?;
+        let max_connections = match args.max_connections {
+            None => None,
+            Some(n) => Some(NonZeroUsize::new(n).ok_or_else(|| {
+                ConfigError::new(
+                    "MAX_CONNECTIONS",
+                    "must be at least 1 (unset it for no cap)",
+                )
+            })?),
+        };
+        let max_messages_per_sec = match args.max_messages_per_sec {
+            None => None,
+            Some(n) => Some(NonZeroU32::new(n).ok_or_else(|| {
+                ConfigError::new(
+                    "MAX_MESSAGES_PER_SEC",
+                    "must be at least 1 (unset it for no limit)",
+                )
+            })?),
+        };
+        if args.send_timeout_ms == 0 {
+            return Err(ConfigError::new("SEND_TIMEOUT_MS", "must be at least 1"));
+        }
+        let drain_timeout = secs("DRAIN_TIMEOUT_SECS", args.drain_timeout_secs)?;
+        let drain_spread = Duration::from_millis(args.drain_spread_ms);
+        if drain_spread >= drain_timeout {
+            return Err(ConfigError::new(
+                "DRAIN_SPREAD_MS",
+                format!(
+                    "{} ms must be shorter than DRAIN_TIMEOUT_SECS ({} s)",
+                    args.drain_spread_ms, args.drain_timeout_secs
+                ),
+            ));
+        }
+        Ok(Config {
+            color: args.color,
+            addr: SocketAddr::new(ip, args.port),
+            store,
+            heartbeat_interval: secs("HEARTBEAT_INTERVAL_SECS", args.heartbeat_interval_secs)?,
+            session_ttl: secs("SESSION_TTL_SECS", args.session_ttl_secs)?,
+            drain_timeout,
+            drain_spread,
+            http_header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", args.http_header_timeout_secs)?,
+            conformance_echo: args.conformance_echo,
+            limits: Limits {
+                max_connections,
+                max_message_bytes,
+                max_messages_per_sec,
+                send_timeout: Duration::from_millis(args.send_timeout_ms),
+            },
+            allowed_origins: AllowedOrigins::parse(&args.allowed_origins)?,
+            log_format: args.log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["switchyard", "serve"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command else {
+            unreachable!("the test parses `serve`")
+        };
+        Config::try_from(serve).map_err(|e| e.to_string())
+    }
+
+    fn error_of(args: &[&str]) -> String {
+        parse(args).expect_err("configuration should be rejected")
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.color, Color::Blue);
+        assert_eq!(config.addr.port(), 8000);
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(config.session_ttl, Duration::from_secs(3600));
+        assert_eq!(config.drain_timeout, Duration::from_secs(25));
+        assert_eq!(config.drain_spread, Duration::from_millis(2000));
+        assert_eq!(config.limits.max_message_bytes.get(), 65536);
+        assert!(config.limits.max_connections.is_none());
+        assert_eq!(config.http_header_timeout, Duration::from_secs(10));
+        assert!(!config.conformance_echo);
+        assert!(matches!(config.store, StoreConfig::Redis { .. }));
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_names_port() {
+        assert!(error_of(&["--port", "abc"]).contains("PORT"));
+    }
+
+    #[test]
+    fn an_unknown_color_names_color() {
+        assert!(error_of(&["--color", "red"]).contains("COLOR"));
+    }
+
+    #[test]
+    fn a_bind_that_is_not_an_ip_names_bind() {
+        assert!(error_of(&["--bind", "localhost"]).contains("BIND"));
+    }
+
+    #[test]
+    fn a_zero_heartbeat_names_the_variable() {
+        assert!(error_of(&["--heartbeat-interval-secs", "0"]).contains("HEARTBEAT_INTERVAL_SECS"));
+    }
+
+    #[test]
+    fn a_zero_session_ttl_names_the_variable() {
+        assert!(error_of(&["--session-ttl-secs", "0"]).contains("SESSION_TTL_SECS"));
+    }
+
+    #[test]
+    fn the_conformance_echo_is_a_switch() {
+        assert!(
+            parse(&["--conformance-echo"])
+                .expect("valid")
+                .conformance_echo
+        );
+    }
+
+    #[test]
+    fn a_zero_header_timeout_names_the_variable() {
+        let error = error_of(&["--http-header-timeout-secs", "0"]);
+        assert!(error.contains("HTTP_HEADER_TIMEOUT_SECS"), "{error}");
+        let error = error_of(&["--http-header-timeout-secs", "soon"]);
+        assert!(error.contains("HTTP_HEADER_TIMEOUT_SECS"), "{error}");
+    }
+
+    #[test]
+    fn a_spread_longer_than_the_timeout_names_drain_spread() {
+        let error = error_of(&["--drain-timeout-secs", "2", "--drain-spread-ms", "2000"]);
+        assert!(error.contains("DRAIN_SPREAD_MS"), "{error}");
+    }
+
+    #[test]
+    fn zero_limits_name_their_variables() {
+        assert!(error_of(&["--max-connections", "0"]).contains("MAX_CONNECTIONS"));
+        assert!(error_of(&["--max-message-bytes", "0"]).contains("MAX_MESSAGE_BYTES"));
+        assert!(error_of(&["--max-messages-per-sec", "0"]).contains("MAX_MESSAGES_PER_SEC"));
+        assert!(error_of(&["--send-timeout-ms", "0"]).contains("SEND_TIMEOUT_MS"));
+    }
+
+    #[test]
+    fn a_redis_url_without_scheme_names_redis_url() {
+        assert!(error_of(&["--redis-url", "127.0.0.1:6379"]).contains("REDIS_URL"));
+    }
+
+    #[test]
+    fn serve_and_migrate_check_redis_settings_alike() {
+        let migrate = |args: &[&str]| {
+            let mut argv = vec!["switchyard", "migrate"];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let Command::Migrate(migrate) = cli.command else {
+                unreachable!("the test parses `migrate`")
+            };
+            RedisConfig::try_from(migrate.redis).map_err(|e| e.to_string())
+        };
+        for (flag, value, variable) in [
+            ("--redis-timeout-ms", "0", "REDIS_TIMEOUT_MS"),
+            ("--redis-url", "127.0.0.1:6379", "REDIS_URL"),
+        ] {
+            let serve = error_of(&[flag, value]);
+            assert!(serve.contains(variable), "{serve}");
+            let migrate = migrate(&[flag, value]).expect_err("refused");
+            assert_eq!(migrate, serve);
+        }
+        let redis = migrate(&["--redis-timeout-ms", "250"]).expect("valid");
+        assert_eq!(redis.timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn origins_are_parsed_and_checked() {
+        let config = parse(&[
+            "--allowed-origins",
+            "https://a.example, http://b.example:8080/",
+        ])
+        .expect("valid origins");
+        let allowed = |o: &str| config.allowed_origins.allows(Some(o.as_bytes()));
+        assert!(allowed("https://a.example"));
+        assert!(allowed("http://b.example:8080"));
+        assert!(!allowed("https://evil.example"));
+        assert!(config.allowed_origins.allows(None));
+        assert!(error_of(&["--allowed-origins", "a.example"]).contains("ALLOWED_ORIGINS"));
+    }
+
+    #[test]
+    fn no_origins_allow_any() {
+        let config = parse(&[]).expect("defaults");
+        assert!(config.allowed_origins.allows(Some(b"https://x.example")));
+    }
 }

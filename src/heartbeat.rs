@@ -4,64 +4,23 @@
 //! and pongs never compete with the heartbeat's fan-out.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use time::OffsetDateTime;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::tick::{Beat, Tick};
 use crate::ws::protocol::ServerFrame;
 
-/// One heartbeat: the serialised frame every connection shares, and when it reached the last one.
-#[derive(Debug)]
-pub struct Beat {
-    pub frame: Utf8Bytes,
-    sent: Instant,
-    /// Nanoseconds from `sent` to the latest delivery so far (0: none yet).
-    last_delivery: AtomicU64,
-}
-
-impl Beat {
-    fn now() -> Self {
-        let frame = ServerFrame::Heartbeat {
-            ts: &rfc3339_millis(OffsetDateTime::now_utc()),
-        }
-        .to_json();
-        Beat {
-            frame: frame.into(),
-            sent: Instant::now(),
-            last_delivery: AtomicU64::new(0),
-        }
+/// The heartbeat frame for time `t`.
+fn heartbeat_frame(t: OffsetDateTime) -> String {
+    ServerFrame::Heartbeat {
+        ts: &rfc3339_millis(t),
     }
-
-    /// Records that this beat reached one more socket.
-    pub fn delivered(&self) {
-        let nanos = u64::try_from(self.sent.elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.last_delivery.fetch_max(nanos, Ordering::Relaxed);
-    }
-
-    /// From the broadcast to the last delivery, if any connection received it.
-    fn fanout(&self) -> Option<Duration> {
-        match self.last_delivery.load(Ordering::Relaxed) {
-            0 => None,
-            nanos => Some(Duration::from_nanos(nanos)),
-        }
-    }
-}
-
-/// What the broadcaster offers every connection.
-#[derive(Debug, Clone)]
-pub enum Tick {
-    /// Send this heartbeat.
-    Beat(Arc<Beat>),
-    /// Close the connection if it has been silent too long, ping it if it has been quiet.
-    Probe,
+    .to_json()
 }
 
 /// `2026-11-22T13:00:00.123Z`: RFC 3339, UTC, milliseconds.
@@ -105,7 +64,7 @@ pub async fn run(
         if let Some(took) = previous.take().and_then(|beat| beat.fanout()) {
             metrics.heartbeat_fanned_out(took);
         }
-        let beat = Arc::new(Beat::now());
+        let beat = Arc::new(Beat::new(heartbeat_frame(OffsetDateTime::now_utc())));
         hub.broadcast(Tick::Beat(Arc::clone(&beat)));
         previous = Some(beat);
     }
@@ -120,15 +79,5 @@ mod tests {
         let t =
             OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_789).expect("valid");
         assert_eq!(rfc3339_millis(t), "2026-11-18T11:06:40.123Z");
-    }
-
-    #[test]
-    fn fanout_is_the_latest_delivery() {
-        let beat = Beat::now();
-        assert_eq!(beat.fanout(), None);
-        beat.delivered();
-        let first = beat.fanout().expect("delivered");
-        beat.delivered();
-        assert!(beat.fanout().expect("delivered") >= first);
     }
 }

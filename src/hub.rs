@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::heartbeat::Tick;
 use crate::metrics::Metrics;
+use crate::tick::Tick;
 
 /// Connections are spread over this many drain buckets, round-robin; the drain releases
 /// occupied buckets one by one across DRAIN_SPREAD_MS.
@@ -146,7 +146,7 @@ mod tests {
     fn hub(cap: Option<usize>) -> Arc<Hub> {
         Arc::new(Hub::new(
             cap.and_then(NonZeroUsize::new),
-            Arc::new(Metrics::new(Color::Blue)),
+            Arc::new(Metrics::new(Color::Blue, &[], &[])),
         ))
     }
 

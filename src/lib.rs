@@ -1,10 +1,14 @@
 //! switchyard: a blue-green WebSocket application server with sessions in Redis.
 //!
-//! Dependency direction: `ws::protocol`, `ws::close`, `store` and `config` know nothing of
-//! axum's serving; `hub`, `heartbeat`, `lifecycle` and `metrics` are the shared machinery;
-//! `ws` and `http` depend on `state` and the layers below; only `app` wires everything; only
-//! `main` knows `app` and `cli`. `migrate` is the `switchyard migrate` command and the
-//! readiness gate on it. `live` keeps the sessions of open connections from expiring. `probe` is the `switchyard healthcheck` command's one HTTP GET.
+//! Dependency direction, without cycles (tests/it/layering.rs checks it): `config` depends on
+//! nothing here; `ws::protocol`, `ws::close`, `store`, `config`, `tick`, `hub`, `heartbeat`,
+//! `live` and `metrics` know nothing of axum; `metrics` takes label values and knows nothing
+//! of `ws`; `hub`, `heartbeat`, `lifecycle`, `live` and `metrics` are the shared machinery
+//! (`tick` is what the heartbeat hands every connection through the hub); `ws` and `http`
+//! depend on `state` and the layers below; only `app` wires everything; `cli` turns flags into
+//! `config` for `main`. `migrate` is the `switchyard migrate` command and the readiness gate
+//! on it. `live` keeps the sessions of open connections from expiring. `probe` is the
+//! `switchyard healthcheck` command's one HTTP GET.
 
 pub mod app;
 pub mod cli;
@@ -21,6 +25,7 @@ pub mod signals;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tick;
 pub mod ws;
 
 pub use app::{App, DrainReport};

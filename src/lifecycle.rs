@@ -1,5 +1,5 @@
-//! Serving → Draining: the answer readiness and upgrades give, and the tracker of live sessions
-//! that shutdown waits for.
+//! Serving → Draining: the answer readiness and upgrades give, and the tracker of open
+//! connections that shutdown waits for.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -8,8 +8,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
-    /// One entry per accepted upgrade, from the upgrade response until the session ends.
-    sessions: TaskTracker,
+    /// One entry per accepted upgrade, from the upgrade response until the connection ends.
+    connections: TaskTracker,
 }
 
 impl Lifecycle {
@@ -20,11 +20,11 @@ impl Lifecycle {
     /// Enters Draining; `false` if it already had.
     pub fn begin_drain(&self) -> bool {
         let first = !self.draining.swap(true, Ordering::AcqRel);
-        self.sessions.close();
+        self.connections.close();
         first
     }
 
-    pub fn sessions(&self) -> &TaskTracker {
-        &self.sessions
+    pub fn connections(&self) -> &TaskTracker {
+        &self.connections
     }
 }

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::store::SessionStore;
 
 /// Sessions per refresh call.
 const BATCH: usize = 1000;
@@ -59,9 +61,16 @@ impl Drop for Held {
     }
 }
 
-/// Refreshes every held session each third of SESSION_TTL_SECS until `stop`.
-pub async fn run(state: AppState, stop: CancellationToken) {
-    let mut every = tokio::time::interval(state.config.session_ttl / 3);
+/// Refreshes every session `live` holds in `store` each third of `ttl` (SESSION_TTL_SECS)
+/// until `stop`.
+pub async fn run(
+    live: &LiveSessions,
+    store: &SessionStore,
+    metrics: &Metrics,
+    ttl: Duration,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(ttl / 3);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
@@ -69,9 +78,9 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        for batch in state.live.ids().chunks(BATCH) {
-            if let Err(error) = state.store.refresh(batch).await {
-                state.metrics.store_failed();
+        for batch in live.ids().chunks(BATCH) {
+            if let Err(error) = store.refresh(batch).await {
+                metrics.store_failed();
                 tracing::warn!(%error, sessions = batch.len(), "cannot refresh the TTL of live sessions");
             }
         }

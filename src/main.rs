@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard::cli::{Cli, Command, HealthcheckArgs, MigrateArgs, ServeArgs};
+use switchyard::config::{ConfigError, RedisConfig};
 use switchyard::{App, Config, signals, telemetry};
 
 fn main() -> ExitCode {
@@ -58,13 +59,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// A value that cannot be used stops the command with exit code 2 and names the variable.
+fn invalid_configuration(error: &ConfigError) -> ExitCode {
+    eprintln!("switchyard: {error}");
+    ExitCode::from(2)
+}
+
 fn migrate(args: MigrateArgs) -> ExitCode {
+    let redis = match RedisConfig::try_from(args.redis) {
+        Ok(redis) => redis,
+        Err(error) => return invalid_configuration(&error),
+    };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let timeout = std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1));
-    match runtime.block_on(switchyard::migrate::run(&args.redis.redis_url, timeout)) {
+    match runtime.block_on(switchyard::migrate::run(&redis)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard migrate: {error:#}");
@@ -76,21 +86,12 @@ fn migrate(args: MigrateArgs) -> ExitCode {
 fn serve(args: ServeArgs) -> ExitCode {
     let config = match Config::try_from(args) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("switchyard: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return invalid_configuration(&error),
     };
     telemetry::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("switchyard: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let shutdown = signals::shutdown_requested()?;

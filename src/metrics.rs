@@ -9,8 +9,6 @@ use prometheus::{
 };
 
 use crate::config::Color;
-use crate::ws::close::CloseReason;
-use crate::ws::reject::Rejection;
 
 /// What became of one client message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +22,10 @@ pub struct Metrics {
     registry: Registry,
     connections_active: IntGauge,
     connections_opened: IntCounter,
-    closed: Vec<(CloseReason, IntCounter)>,
-    rejected: Vec<(Rejection, IntCounter)>,
+    /// `connections_closed_total` by its `reason` label.
+    closed: Vec<(&'static str, IntCounter)>,
+    /// `upgrades_rejected_total` by its `reason` label.
+    rejected: Vec<(&'static str, IntCounter)>,
     counted: IntCounter,
     duplicate: IntCounter,
     failed: IntCounter,
@@ -51,7 +51,9 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 }
 
 impl Metrics {
-    pub fn new(color: Color) -> Self {
+    /// The metrics of an instance of `color`; every reason a connection may close for and an
+    /// upgrade may be refused for is pre-registered, so each is exposed (as 0) before it happens.
+    pub fn new(color: Color, close_reasons: &[&'static str], rejections: &[&'static str]) -> Self {
         let registry = Registry::new_custom(Some("switchyard".into()), None).expect("valid prefix");
         let r = &registry;
         let build = register(
@@ -113,13 +115,13 @@ impl Metrics {
                 IntCounter::new("connections_opened_total", "WebSocket connections opened")
                     .expect("valid"),
             ),
-            closed: CloseReason::ALL
+            closed: close_reasons
                 .iter()
-                .map(|&reason| (reason, closed_vec.with_label_values(&[reason.label()])))
+                .map(|&reason| (reason, closed_vec.with_label_values(&[reason])))
                 .collect(),
-            rejected: Rejection::ALL
+            rejected: rejections
                 .iter()
-                .map(|&why| (why, rejected_vec.with_label_values(&[why.code()])))
+                .map(|&reason| (reason, rejected_vec.with_label_values(&[reason])))
                 .collect(),
             counted: messages.with_label_values(&["counted"]),
             duplicate: messages.with_label_values(&["duplicate"]),
@@ -165,7 +167,7 @@ impl Metrics {
         }
     }
 
-    /// A place in the hub was taken (an upgrade under way or a session open).
+    /// A place in the hub was taken (an upgrade under way or a connection open).
     pub fn connection_registered(&self) {
         self.connections_active.inc();
     }
@@ -178,14 +180,16 @@ impl Metrics {
         self.connections_opened.inc();
     }
 
-    pub fn connection_closed(&self, reason: CloseReason) {
+    /// Counts a close under its pre-registered `reason` label.
+    pub fn connection_closed(&self, reason: &str) {
         if let Some((_, counter)) = self.closed.iter().find(|(r, _)| *r == reason) {
             counter.inc();
         }
     }
 
-    pub fn upgrade_rejected(&self, why: Rejection) {
-        if let Some((_, counter)) = self.rejected.iter().find(|(r, _)| *r == why) {
+    /// Counts a refused upgrade under its pre-registered `reason` label.
+    pub fn upgrade_rejected(&self, reason: &str) {
+        if let Some((_, counter)) = self.rejected.iter().find(|(r, _)| *r == reason) {
             counter.inc();
         }
     }
@@ -236,10 +240,10 @@ mod tests {
 
     #[test]
     fn every_family_in_the_design_is_exposed() {
-        let metrics = Metrics::new(Color::Green);
+        let metrics = Metrics::new(Color::Green, &["draining"], &["draining"]);
         metrics.connection_registered();
         metrics.connection_opened();
-        metrics.connection_closed(CloseReason::Draining);
+        metrics.connection_closed("draining");
         metrics.connection_unregistered();
         metrics.message_handled(MessageResult::Counted, Duration::from_millis(1));
         let text = metrics.render();

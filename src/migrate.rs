@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 
+use crate::config::RedisConfig;
 use crate::store::{MIGRATIONS_KEY, SessionStore, StoreError};
 
 /// Held while a `migrate` runs, so two deploys cannot migrate at once.
@@ -63,9 +64,10 @@ impl MigrationGate {
     }
 }
 
-/// Applies every pending migration against `url`, printing progress; returns how many ran.
-/// `timeout` (REDIS_TIMEOUT_MS) bounds connecting and each command, as it does in `serve`.
-pub async fn run(url: &str, timeout: Duration) -> anyhow::Result<usize> {
+/// Applies every pending migration against the configured Redis, printing progress; returns
+/// how many ran. REDIS_TIMEOUT_MS bounds connecting and each command, as it does in `serve`.
+pub async fn run(redis: &RedisConfig) -> anyhow::Result<usize> {
+    let (url, timeout) = (redis.url.as_str(), redis.timeout);
     let client = redis::Client::open(url).with_context(|| format!("invalid REDIS_URL {url:?}"))?;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))

@@ -66,8 +66,8 @@ impl SessionStore {
     /// Builds the configured backend. Does not connect: readiness reports whether Redis answers.
     pub fn build(config: &StoreConfig, ttl: Duration) -> Result<Self, StoreError> {
         Ok(match config {
-            StoreConfig::Redis { url, timeout } => {
-                SessionStore::Redis(Box::new(RedisStore::new(url, *timeout, ttl)?))
+            StoreConfig::Redis(redis) => {
+                SessionStore::Redis(Box::new(RedisStore::new(&redis.url, redis.timeout, ttl)?))
             }
             StoreConfig::Memory => SessionStore::Memory(MemoryStore::new(ttl)),
         })

@@ -28,16 +28,22 @@ use uuid::Uuid;
 
 use super::{Applied, MIGRATIONS_KEY, Opened, StoreError, session_key};
 
-/// The shared connection and the generation it belongs to.
-type Shared = Option<(u64, MultiplexedConnection)>;
+/// How many connections this store has built: tells the connection a failed call used from
+/// a newer one another caller has built since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Generation(u64);
+
+/// The connection every call shares, with the generation it belongs to.
+type SharedConnection = Option<(Generation, MultiplexedConnection)>;
 
 pub struct RedisStore {
     /// Creates connections with connect/create timeouts.
     pool: Pool,
     /// The connection every call uses; `None` after a failure until the next call rebuilds it.
-    shared: Mutex<Shared>,
-    /// Held while one caller rebuilds the connection, so an outage is not met with a stampede.
-    rebuilding: tokio::sync::Mutex<u64>,
+    shared: Mutex<SharedConnection>,
+    /// The generation of the last connection built; locked while one caller rebuilds the
+    /// connection, so an outage is not met with a stampede.
+    last_generation: tokio::sync::Mutex<Generation>,
     timeout: Duration,
     /// SESSION_TTL_SECS as the script argument, formatted once.
     ttl_secs: String,
@@ -70,7 +76,7 @@ impl RedisStore {
         Ok(RedisStore {
             pool,
             shared: Mutex::new(None),
-            rebuilding: tokio::sync::Mutex::new(0),
+            last_generation: tokio::sync::Mutex::default(),
             timeout,
             ttl_secs: ttl.as_secs().max(1).to_string(),
             apply: Script::new(include_str!("apply.lua")),
@@ -79,14 +85,14 @@ impl RedisStore {
         })
     }
 
-    fn current(&self) -> Shared {
+    fn current(&self) -> SharedConnection {
         self.shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    async fn connection(&self) -> Result<(u64, MultiplexedConnection), StoreError> {
+    async fn connection(&self) -> Result<(Generation, MultiplexedConnection), StoreError> {
         match self.current() {
             Some(shared) => Ok(shared),
             // Boxed: connecting is rare, and its ~7 KiB state machine would otherwise sit in
@@ -95,8 +101,8 @@ impl RedisStore {
         }
     }
 
-    async fn rebuild(&self) -> Result<(u64, MultiplexedConnection), StoreError> {
-        let mut generation = self.rebuilding.lock().await;
+    async fn rebuild(&self) -> Result<(Generation, MultiplexedConnection), StoreError> {
+        let mut generation = self.last_generation.lock().await;
         if let Some(shared) = self.current() {
             return Ok(shared);
         }
@@ -105,7 +111,7 @@ impl RedisStore {
             .get()
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect: {e}")))?;
-        *generation += 1;
+        *generation = Generation(generation.0 + 1);
         let mut connection = Connection::take(pooled);
         connection.set_response_timeout(self.timeout);
         let shared = (*generation, connection);
@@ -116,7 +122,7 @@ impl RedisStore {
         Ok(shared)
     }
 
-    fn discard(&self, generation: u64) {
+    fn discard(&self, generation: Generation) {
         let mut shared = self
             .shared
             .lock()

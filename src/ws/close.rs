@@ -11,62 +11,45 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// will rarely get through; the socket is released soon instead of held for SEND_TIMEOUT_MS.
 const SLOW_CLIENT_GOODBYE: Duration = Duration::from_millis(250);
 
-/// Why a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client closed, or its socket ended.
-    ClientClosed,
-    /// The server is draining for a deploy: reconnect (to the other color).
-    Draining,
-    /// No frame (not even a pong) for two heartbeat intervals.
-    DeadPeer,
-    /// The client sent a binary frame.
-    Binary,
-    /// The client sent a message over MAX_MESSAGE_BYTES.
-    TooBig,
-    /// The client sent more than MAX_MESSAGES_PER_SEC.
-    RateLimited,
-    /// A frame could not reach the client within SEND_TIMEOUT_MS.
-    SlowClient,
-    /// A text message that is not UTF-8 (RFC 6455 §8.1).
-    InvalidUtf8,
-    /// A client frame without a mask (§5.1).
-    UnmaskedFrame,
-    /// A frame with a reserved opcode (§5.2).
-    ReservedOpcode,
-    /// RSV bits set without an extension that defines them (§5.2).
-    ReservedBits,
-    /// A control frame with more than 125 bytes of payload (§5.5).
-    ControlTooBig,
-    /// A continuation frame with no fragmented message to continue (§5.4).
-    UnexpectedContinuation,
-    /// Any other violation of the framing rules (fragmented control frame, a new message
-    /// inside a fragmented one, a malformed close frame).
-    ProtocolError,
-    /// The socket failed (I/O error, or the client vanished without a close frame).
-    SocketError,
+enum_with_all! {
+    /// Why a connection ended.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum CloseReason {
+        /// The client closed, or its socket ended.
+        ClientClosed,
+        /// The server is draining for a deploy: reconnect (to the other color).
+        Draining,
+        /// No frame (not even a pong) for two heartbeat intervals.
+        DeadPeer,
+        /// The client sent a binary frame.
+        Binary,
+        /// The client sent a message over MAX_MESSAGE_BYTES.
+        TooBig,
+        /// The client sent more than MAX_MESSAGES_PER_SEC.
+        RateLimited,
+        /// A frame could not reach the client within SEND_TIMEOUT_MS.
+        SlowClient,
+        /// A text message that is not UTF-8 (RFC 6455 §8.1).
+        InvalidUtf8,
+        /// A client frame without a mask (§5.1).
+        UnmaskedFrame,
+        /// A frame with a reserved opcode (§5.2).
+        ReservedOpcode,
+        /// RSV bits set without an extension that defines them (§5.2).
+        ReservedBits,
+        /// A control frame with more than 125 bytes of payload (§5.5).
+        ControlTooBig,
+        /// A continuation frame with no fragmented message to continue (§5.4).
+        UnexpectedContinuation,
+        /// Any other violation of the framing rules (fragmented control frame, a new message
+        /// inside a fragmented one, a malformed close frame).
+        ProtocolError,
+        /// The socket failed (I/O error, or the client vanished without a close frame).
+        SocketError,
+    }
 }
 
 impl CloseReason {
-    /// Every reason, for pre-registering metric labels.
-    pub const ALL: [CloseReason; 15] = [
-        CloseReason::ClientClosed,
-        CloseReason::Draining,
-        CloseReason::DeadPeer,
-        CloseReason::Binary,
-        CloseReason::TooBig,
-        CloseReason::RateLimited,
-        CloseReason::SlowClient,
-        CloseReason::InvalidUtf8,
-        CloseReason::UnmaskedFrame,
-        CloseReason::ReservedOpcode,
-        CloseReason::ReservedBits,
-        CloseReason::ControlTooBig,
-        CloseReason::UnexpectedContinuation,
-        CloseReason::ProtocolError,
-        CloseReason::SocketError,
-    ];
-
     /// What a failed read means: a message over MAX_MESSAGE_BYTES, a protocol violation, or
     /// a broken socket.
     pub fn of_read_error(error: &Error) -> CloseReason {

@@ -41,7 +41,7 @@ impl Echo {
         metrics.connection_opened();
         let mut socket = Socket::new(ws, self.state.config.limits.send_timeout);
         let reason = self.serve(&mut socket).await;
-        metrics.connection_closed(reason);
+        metrics.connection_closed(reason.label());
         socket.close(reason).await;
     }
 

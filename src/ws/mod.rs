@@ -1,13 +1,34 @@
 //! The WebSocket endpoints: refuse in HTTP what can be refused (bad id, origin, draining,
 //! capacity, store down), open the session, size the socket, and hand it to a tracked
-//! session; `/ws/echo` (conformance) goes through the same checks, sizes and tracking.
+//! connection; `/ws/echo` (conformance) goes through the same checks, sizes and tracking.
+
+/// Defines a fieldless enum and its `ALL`, every variant in declaration order, from one list,
+/// so a variant cannot be added without its entry (each `ALL` pre-registers metric labels).
+macro_rules! enum_with_all {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident,)*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            $vis const ALL: [$name; [$($name::$variant),*].len()] = [$($name::$variant),*];
+        }
+    };
+}
 
 pub mod close;
+mod connection;
 mod echo;
 pub mod limits;
 pub mod protocol;
 pub mod reject;
-mod session;
 mod socket;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -17,9 +38,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use self::connection::Connection;
 use self::echo::Echo;
 use self::reject::Rejection;
-use self::session::Session;
 use crate::hub::{Registration, Subscriptions};
 use crate::state::AppState;
 
@@ -77,7 +98,7 @@ pub async fn echo(
 
 fn refused_or(state: &AppState, accepted: Result<Response, Rejection>) -> Response {
     accepted.unwrap_or_else(|rejection| {
-        state.metrics.upgrade_rejected(rejection);
+        state.metrics.upgrade_rejected(rejection.code());
         rejection.into_response()
     })
 }
@@ -98,8 +119,8 @@ async fn accept(
         state.metrics.store_failed();
         Rejection::StoreUnavailable
     })?;
-    let session = Session::new(state.clone(), opened, registration, subscriptions);
-    Ok(upgrade_tracked(state, ws, |socket| session.run(socket)))
+    let connection = Connection::new(state.clone(), opened, registration, subscriptions);
+    Ok(upgrade_tracked(state, ws, |socket| connection.run(socket)))
 }
 
 fn accept_echo(
@@ -132,7 +153,7 @@ fn admit(
     if !state
         .config
         .allowed_origins
-        .allows(headers.get(header::ORIGIN))
+        .allows(headers.get(header::ORIGIN).map(|origin| origin.as_bytes()))
     {
         return Err(Rejection::OriginNotAllowed);
     }
@@ -154,7 +175,7 @@ where
     F: FnOnce(axum::extract::ws::WebSocket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let tracked = state.lifecycle.sessions().token();
+    let tracked = state.lifecycle.connections().token();
     let max_message = state.config.limits.max_message_bytes.get();
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -165,4 +186,22 @@ where
             connection(socket).await;
             drop(tracked);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    enum_with_all! {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Sample {
+            First,
+            /// Documented variants are listed too.
+            Second,
+            Third,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_variant_once_in_declaration_order() {
+        assert_eq!(Sample::ALL, [Sample::First, Sample::Second, Sample::Third]);
+    }
 }

@@ -5,26 +5,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Why an upgrade was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    InvalidSessionId,
-    OriginNotAllowed,
-    Draining,
-    AtCapacity,
-    StoreUnavailable,
+enum_with_all! {
+    /// Why an upgrade was refused.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Rejection {
+        InvalidSessionId,
+        OriginNotAllowed,
+        Draining,
+        AtCapacity,
+        StoreUnavailable,
+    }
 }
 
 impl Rejection {
-    /// Every rejection, for pre-registering metric labels.
-    pub const ALL: [Rejection; 5] = [
-        Rejection::InvalidSessionId,
-        Rejection::OriginNotAllowed,
-        Rejection::Draining,
-        Rejection::AtCapacity,
-        Rejection::StoreUnavailable,
-    ];
-
     /// The `code` of the JSON body, also the metric label.
     pub fn code(self) -> &'static str {
         match self {

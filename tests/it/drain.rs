@@ -10,9 +10,7 @@ const CLIENTS: usize = 300;
 async fn sigterm_closes_every_client_with_1001_spread_out_and_exits_0() {
     let redis = TestRedis::start().await;
     let url = redis.url();
-    switchyard::migrate::run(&url, Duration::from_secs(5))
-        .await
-        .expect("migrations apply");
+    redis.migrate().await;
     let mut server = TestBinary::start(&[
         ("REDIS_URL", url.as_str()),
         ("DRAIN_SPREAD_MS", "1000"),

@@ -30,9 +30,7 @@ const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn server(redis: &TestRedis, extra: &[(&str, &str)]) -> TestBinary {
-    switchyard::migrate::run(&redis.url(), Duration::from_secs(5))
-        .await
-        .expect("migrations apply");
+    redis.migrate().await;
     let url = redis.url();
     let timeout = STORE_TIMEOUT_MS.to_string();
     let env = [

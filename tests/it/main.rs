@@ -7,6 +7,7 @@ mod echo;
 mod faults;
 mod golden;
 mod heartbeat;
+mod layering;
 mod messages;
 mod migrations;
 mod ops;

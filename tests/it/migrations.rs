@@ -107,3 +107,15 @@ async fn migrate_names_an_unreachable_redis() {
         "the error names the Redis it could not reach: {output}"
     );
 }
+
+#[tokio::test]
+async fn migrate_refuses_a_zero_redis_timeout_naming_the_variable() {
+    let url = crate::support::redis::unreachable_url();
+    let (status, output) = run_command(
+        &["migrate"],
+        &[("REDIS_URL", url.as_str()), ("REDIS_TIMEOUT_MS", "0")],
+    )
+    .await;
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("REDIS_TIMEOUT_MS"), "{output}");
+}

@@ -34,9 +34,7 @@ async fn closed_by_server(mut tcp: TcpStream) -> Vec<u8> {
 async fn server(env: &[(&str, &str)]) -> (TestRedis, TestBinary) {
     let redis = TestRedis::start().await;
     let url = redis.url();
-    switchyard::migrate::run(&url, Duration::from_secs(5))
-        .await
-        .expect("migrations apply");
+    redis.migrate().await;
     let env = [&[("REDIS_URL", url.as_str())], env].concat();
     (redis, TestBinary::start(&env).await)
 }

@@ -8,10 +8,7 @@ use switchyard::store::{SessionStore, contract};
 use crate::support::TestRedis;
 
 async fn redis_store(redis: &TestRedis) -> SessionStore {
-    let config = StoreConfig::Redis {
-        url: redis.url(),
-        timeout: Duration::from_secs(1),
-    };
+    let config = StoreConfig::Redis(redis.config(Duration::from_secs(1)));
     SessionStore::build(&config, Duration::from_secs(60)).expect("store")
 }
 

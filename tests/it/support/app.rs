@@ -37,10 +37,7 @@ impl TestApp {
 
     /// An app on the given Redis, migrated, which it keeps.
     pub(crate) async fn spawn_with_redis(redis: TestRedis, extra: &[(&str, &str)]) -> Self {
-        let url = redis.url();
-        switchyard::migrate::run(&url, Duration::from_secs(5))
-            .await
-            .expect("migrations apply");
+        redis.migrate().await;
         Self::spawn_unmigrated(redis, extra).await
     }
 
@@ -55,7 +52,7 @@ impl TestApp {
     /// An app with these flags and no Redis of its own (e.g. `--store memory`).
     pub(crate) async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
-            switchyard::telemetry::init(switchyard::cli::LogFormat::Pretty);
+            switchyard::telemetry::init(switchyard::config::LogFormat::Pretty);
         }
         let mut argv = vec!["switchyard", "serve"];
         for (flag, value) in DEFAULTS

@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use switchyard::config::RedisConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -55,6 +56,21 @@ impl TestRedis {
 
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// This Redis with a deadline of `timeout` per call.
+    pub(crate) fn config(&self, timeout: Duration) -> RedisConfig {
+        RedisConfig {
+            url: self.url(),
+            timeout,
+        }
+    }
+
+    /// Applies every migration (`switchyard migrate`'s work, in process).
+    pub(crate) async fn migrate(&self) {
+        switchyard::migrate::run(&self.config(Duration::from_secs(5)))
+            .await
+            .expect("migrations apply");
     }
 
     /// Starts redis-server (again) on the same port; returns once it accepts connections.

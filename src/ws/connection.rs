@@ -11,17 +11,17 @@ use super::close::CloseReason;
 use super::limits::RateLimit;
 use super::protocol::{self, ErrorCode, ServerFrame};
 use super::socket::{Incoming, Socket};
-use crate::heartbeat::{Beat, Tick};
 use crate::hub::{Registration, Subscriptions};
 use crate::live::Held;
 use crate::metrics::MessageResult;
 use crate::state::AppState;
 use crate::store::{Applied, Opened, StoreError};
+use crate::tick::{Beat, Tick};
 
-pub(super) struct Session {
+pub(super) struct Connection {
     state: AppState,
     opened: Opened,
-    /// Frees this connection's place in the hub when the session ends, however it ends.
+    /// Frees this connection's place in the hub when the connection ends, however it ends.
     _registration: Registration,
     /// Keeps the session's TTL refreshed while this connection is open.
     _held: Held,
@@ -31,7 +31,7 @@ pub(super) struct Session {
     last_heard: Instant,
 }
 
-impl Session {
+impl Connection {
     pub(super) fn new(
         state: AppState,
         opened: Opened,
@@ -40,7 +40,7 @@ impl Session {
     ) -> Self {
         let rate = state.config.limits.max_messages_per_sec.map(RateLimit::new);
         let held = state.live.hold(opened.id);
-        Session {
+        Connection {
             state,
             opened,
             _registration: registration,
@@ -58,7 +58,7 @@ impl Session {
         let mut socket = Socket::new(ws, self.state.config.limits.send_timeout);
         let reason = self.serve(&mut socket).await;
         // Recorded before the goodbye, which may itself take up to SEND_TIMEOUT_MS.
-        metrics.connection_closed(reason);
+        metrics.connection_closed(reason.label());
         tracing::debug!(session_id = %self.opened.id, reason = reason.label(), "connection closed");
         socket.close(reason).await;
     }
@@ -144,7 +144,9 @@ impl Session {
     }
 
     async fn on_beat(&mut self, socket: &mut Socket, beat: &Beat) -> Result<(), CloseReason> {
-        socket.send(Message::Text(beat.frame.clone())).await?;
+        socket
+            .send(Message::Text(beat.text.as_str().into()))
+            .await?;
         beat.delivered();
         Ok(())
     }
