@@ -13,6 +13,14 @@ clock_ms() { printf -v "$1" '%d' "$((${EPOCHREALTIME/./} / 1000))"; }
 
 other_color() { [ "$1" = blue ] && echo green || echo blue; }
 
+# write_env FILE NAME...: the named variables as a file the shell can source (values quoted).
+write_env() {
+    local file=$1 name
+    shift
+    mkdir -p "$(dirname "$file")"
+    for name in "$@"; do printf '%s=%q\n' "$name" "${!name}"; done >"$file"
+}
+
 # wait_until SECONDS WHAT COMMAND...: polls COMMAND every 50 ms until it succeeds.
 wait_until() {
     local limit=$1 what=$2 deadline now

@@ -143,40 +143,41 @@ mod tests {
     #[test]
     fn protocol_violations_map_to_their_own_reasons() {
         let of = |error: Error| CloseReason::of_read_error(&error);
-        let violation = |p: ProtocolError| of(Error::Protocol(p));
         assert_eq!(of(Error::Utf8("bad".into())), CloseReason::InvalidUtf8);
-        assert_eq!(
-            violation(ProtocolError::UnmaskedFrameFromClient),
-            CloseReason::UnmaskedFrame
-        );
-        assert_eq!(
-            violation(ProtocolError::InvalidOpcode(3)),
-            CloseReason::ReservedOpcode
-        );
-        assert_eq!(
-            violation(ProtocolError::UnknownControlFrameType(11)),
-            CloseReason::ReservedOpcode
-        );
-        assert_eq!(
-            violation(ProtocolError::NonZeroReservedBits),
-            CloseReason::ReservedBits
-        );
-        assert_eq!(
-            violation(ProtocolError::ControlFrameTooBig),
-            CloseReason::ControlTooBig
-        );
-        assert_eq!(
-            violation(ProtocolError::UnexpectedContinueFrame),
-            CloseReason::UnexpectedContinuation
-        );
-        assert_eq!(
-            violation(ProtocolError::FragmentedControlFrame),
-            CloseReason::ProtocolError
-        );
-        assert_eq!(
-            violation(ProtocolError::ResetWithoutClosingHandshake),
-            CloseReason::SocketError
-        );
+        for (violation, reason) in [
+            (
+                ProtocolError::UnmaskedFrameFromClient,
+                CloseReason::UnmaskedFrame,
+            ),
+            (ProtocolError::InvalidOpcode(3), CloseReason::ReservedOpcode),
+            (
+                ProtocolError::UnknownControlFrameType(11),
+                CloseReason::ReservedOpcode,
+            ),
+            (
+                ProtocolError::NonZeroReservedBits,
+                CloseReason::ReservedBits,
+            ),
+            (
+                ProtocolError::ControlFrameTooBig,
+                CloseReason::ControlTooBig,
+            ),
+            (
+                ProtocolError::UnexpectedContinueFrame,
+                CloseReason::UnexpectedContinuation,
+            ),
+            (
+                ProtocolError::FragmentedControlFrame,
+                CloseReason::ProtocolError,
+            ),
+            (
+                ProtocolError::ResetWithoutClosingHandshake,
+                CloseReason::SocketError,
+            ),
+        ] {
+            let shown = format!("{violation:?}");
+            assert_eq!(of(Error::Protocol(violation)), reason, "{shown}");
+        }
         assert_eq!(of(Error::ConnectionClosed), CloseReason::SocketError);
         let code = |r: CloseReason| r.frame().map(|(code, _)| code);
         assert_eq!(code(CloseReason::InvalidUtf8), Some(1007));
