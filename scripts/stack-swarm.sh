@@ -80,6 +80,8 @@ cmd_down() {
     if [ -f "$COMPOSE_STATE/swarm-started" ]; then
         log "docker swarm leave --force (this stack started the swarm)"
         quiet docker swarm leave --force
+        # `swarm init` made the engine's docker_gwbridge network; leaving keeps it.
+        docker network rm docker_gwbridge >/dev/null 2>&1 || true
     fi
     rm -rf "$COMPOSE_STATE"
     log "swarm stack $COMPOSE_PROJECT is down"

@@ -104,5 +104,6 @@ check "no client was disturbed by the failed promotes" test "$(closes_so_far)" =
 
 stop_clients
 check "every client reconnected at least once" test "$(result reconnects)" -ge "$CLIENTS"
+check_no_failed_connect
 check_nothing_lost
 check_summary "blue-green e2e"

@@ -197,7 +197,14 @@ async def main():
         # Progress for the test: how often clients were closed, so far.
         while not os.path.exists(stop_file):
             with open(f"{stop_file}.progress.tmp", "w") as progress:
-                json.dump({"closes": sum(stats.close_codes.values()), "acked": stats.acked}, progress)
+                json.dump(
+                    {
+                        "closes": sum(stats.close_codes.values()),
+                        "acked": stats.acked,
+                        "failed_connects": stats.failed_connects,
+                    },
+                    progress,
+                )
             os.replace(f"{stop_file}.progress.tmp", f"{stop_file}.progress")
             await asyncio.sleep(0.1)
         stop.set()
