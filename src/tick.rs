@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 /// One heartbeat: the serialised frame every connection shares, and when it reached the last one.
 #[derive(Debug)]
 pub struct Beat {
-    /// The frame's JSON text, serialised once.
-    pub text: String,
+    /// The frame's JSON text, serialised once and shared by every connection (UTF-8: it is
+    /// made from a `String`).
+    pub text: Bytes,
     sent: Instant,
     /// Nanoseconds from `sent` to the latest delivery so far (0: none yet).
     last_delivery: AtomicU64,
@@ -21,7 +23,7 @@ impl Beat {
     /// A beat whose frame is `text`, sent now.
     pub fn new(text: String) -> Self {
         Beat {
-            text,
+            text: Bytes::from(text),
             sent: Instant::now(),
             last_delivery: AtomicU64::new(0),
         }
