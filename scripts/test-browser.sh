@@ -50,13 +50,10 @@ ensure_node() {
 }
 
 ensure_chromium() {
-    if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-        [ "$(id -u)" = 0 ] || die "chromium is missing: sudo apt-get install -y --no-install-recommends chromium"
-        log "installing chromium (apt-get)"
-        timeout 120 apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    if [ -z "${CHROMIUM:-}" ]; then
+        ensure_apt chromium chromium
+        CHROMIUM=$(command -v chromium)
     fi
-    CHROMIUM=${CHROMIUM:-$(command -v chromium)}
     [ -x "$CHROMIUM" ] || die "no Chromium at $CHROMIUM"
     export CHROMIUM
 }
