@@ -144,7 +144,7 @@ promote_run() (
     # shellcheck source=/dev/null # written by stack.sh up
     . "$STACK_DIR/stack.env"
     run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms "${PROMOTE_INTERVAL_MS:-2000}" \
-        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
+        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
     grep -E "✓|promoted" "$WORK/promote.log" | sed 's/^/   /' >&2 || true
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
 )
