@@ -5,9 +5,12 @@
 # the oldest and the newest version named below; a misspelt field is shown to fail it), then
 # tests/k8s/test_manifests.py (pytest): the manifests' invariants, and the kubectl commands of
 # `STACK=k8s scripts/promote.sh --dry-run` (a promote and a --rollback, with no cluster
-# reachable) checked against the rendered names, namespace and labels. About 30 s.
+# reachable) checked against the rendered names, namespace and labels. Last, promote.sh run
+# for real against a pretend cluster (tests/k8s/fake_kubectl.py in place of kubectl): a
+# promote, a --rollback, a failed smoke test and a switch that never lands, each asserted on
+# the pretend cluster's state. About 80 s here (most of it the pretend promotes).
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/stack-lib.sh"
 cd "$ROOT"
 
 # The Kubernetes versions the manifests must validate against (oldest first).
@@ -69,6 +72,75 @@ cat "$WORK/plan/promote.txt" >&2
 
 K8S_RENDER_DIR=$WORK/render K8S_PLAN_DIR=$WORK/plan K8S_PLAN_IMAGE=$PLAN_IMAGE \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/k8s || fail "tests/k8s (pytest)"
+
+# ── promote.sh for real, against the pretend cluster of tests/k8s/fake_kubectl.py.
+FAKE=$WORK/fake
+mkdir -p "$FAKE"
+export FAKE_KUBE_STATE=$FAKE/cluster.json FAKE_KUBE_LOG=$FAKE/calls.log FAKE_KUBE_PIDS=$FAKE/pids
+printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$VENV/bin/python" "$ROOT/tests/k8s/fake_kubectl.py" >"$FAKE/kubectl"
+chmod +x "$FAKE/kubectl"
+cat >"$FAKE_KUBE_STATE" <<'JSON'
+{"selector": "blue", "annotations": {}, "cronjob_image": "registry.example.com/switchyard:1", "jobs": [],
+ "deployments": {"blue": {"image": "registry.example.com/switchyard:1", "replicas": 3, "ready": 3},
+                 "green": {"image": "registry.example.com/switchyard:1", "replicas": 0, "ready": 0}},
+ "pods": {"blue": ["switchyard-blue-1-0", "switchyard-blue-1-1", "switchyard-blue-1-2"], "green": []}}
+JSON
+kill_fake_forwards() {
+    local pid
+    [ -f "$FAKE_KUBE_PIDS" ] || return 0
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$FAKE_KUBE_PIDS"
+}
+trap 'kill_fake_forwards; rm -rf "$WORK"' EXIT
+
+# fake_promote NAME EXPECTED_STATUS [VAR=VALUE...] -- PROMOTE_ARGS...: a promote against the
+# pretend cluster; its status must be EXPECTED_STATUS and its port-forwards gone after it.
+fake_promote() {
+    local name=$1 expected=$2 status=0 pid vars=()
+    shift 2
+    while [ "$1" != -- ]; do vars+=("$1"); shift; done
+    shift
+    : >"$FAKE_KUBE_PIDS"
+    env STACK=k8s KUBECTL="$FAKE/kubectl" STACK_DIR="$WORK/fake-stack" READY_TIMEOUT=10 \
+        CONFIRM_TIMEOUT=3 DRAIN_WAIT=5 "${vars[@]}" scripts/promote.sh "$@" >"$FAKE/$name.log" 2>&1 || status=$?
+    if [ "$status" != "$expected" ]; then
+        cat "$FAKE/$name.log" >&2
+        fail "$name: promote.sh exited $status, not $expected"
+    fi
+    while read -r pid; do
+        wait_until 5 "port-forward $pid to end" gone "$pid" || fail "$name: port-forward $pid still runs after promote.sh"
+    done <"$FAKE_KUBE_PIDS"
+}
+
+# gone PID: no such process, or only its zombie (this machine's init reaps orphans late).
+gone() { ! kill -0 "$1" 2>/dev/null || [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
+# expect NAME PYTHON-EXPRESSION: holds on the pretend cluster's state `s`.
+expect() {
+    "$VENV/bin/python" -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
+        "$FAKE_KUBE_STATE" "$2" || { cat "$FAKE/$1.log" "$FAKE_KUBE_STATE" >&2; fail "$1: not $2"; }
+}
+
+fake_promote promote 0 IMAGE=registry.example.com/switchyard:2 -- 
+expect promote 's["selector"] == "green" and s["annotations"]["switchyard.dev/previous-color"] == "blue"'
+expect promote 's["deployments"]["green"] == {"image": "registry.example.com/switchyard:2", "replicas": 3, "ready": 3}'
+expect promote 's["deployments"]["blue"]["replicas"] == 0 and s["pods"]["blue"] == [] and s["deployments"]["blue"]["image"].endswith(":1")'
+expect promote '[j["image"] for j in s["jobs"]] == ["registry.example.com/switchyard:2"]'
+grep -q "promoted green" "$FAKE/promote.log" || fail "promote: no 'promoted green' in its log"
+
+fake_promote rollback 0 -- --rollback
+expect rollback 's["selector"] == "blue" and s["annotations"]["switchyard.dev/previous-color"] == "green"'
+expect rollback 's["deployments"]["blue"] == {"image": "registry.example.com/switchyard:1", "replicas": 3, "ready": 3}'
+expect rollback 's["deployments"]["green"]["replicas"] == 0 and s["pods"]["green"] == []'
+
+fake_promote smoke_fails 1 IMAGE=registry.example.com/switchyard:3 FAKE_SMOKE_COLOR=blue --
+grep -q "at step 'smoke_test'" "$FAKE/smoke_fails.log" || fail "smoke_fails: not stopped at smoke_test"
+expect smoke_fails 's["selector"] == "blue" and s["deployments"]["green"]["replicas"] == 0 and s["deployments"]["blue"]["replicas"] == 3'
+
+fake_promote switch_never_lands 1 IMAGE=registry.example.com/switchyard:3 FAKE_INGRESS_STALE=blue --
+grep -q "at step 'confirm_switch'" "$FAKE/switch_never_lands.log" || fail "switch_never_lands: not stopped at confirm_switch"
+expect switch_never_lands 's["selector"] == "blue" and s["deployments"]["green"]["replicas"] == 0'
+expect switch_never_lands 's["annotations"]["switchyard.dev/previous-color"] == "green"'
+log "promote against a pretend cluster: promoted, rolled back, and rolled back itself after a failed smoke test and after a switch that never landed ($(wc -l <"$FAKE_KUBE_LOG") kubectl calls)"
 
 [ "$FAILED" -eq 0 ] || die "$FAILED Kubernetes check(s) failed"
 log "Kubernetes checks passed"
