@@ -259,9 +259,13 @@ stack_check() {
 
 # run_migrate: the migrate Job from the suspended CronJob's template, on the new build, once.
 run_migrate() {
-    local job
+    local job new_image
     job=switchyard-migrate-$(date -u +%Y%m%d%H%M%S)
-    [ -n "${ROLLBACK:-}" ] || kube set image cronjob/switchyard-migrate "migrate=$(image)"
+    if [ -z "${ROLLBACK:-}" ]; then
+        # Before any change: a promote without IMAGE stops here.
+        new_image=$(image)
+        kube set image cronjob/switchyard-migrate "migrate=$new_image"
+    fi
     kube create job "$job" --from=cronjob/switchyard-migrate
     kube wait --for=condition=complete "job/$job" --timeout="${READY_TIMEOUT}s"
 }
@@ -270,11 +274,12 @@ run_migrate() {
 # K8S_REPLICAS (its HPA takes over from there), then waits for the rollout. The annotation
 # makes new pods even when the image is the same.
 start_new_color() {
-    local patch
+    local patch new_image
     if [ -n "${ROLLBACK:-}" ]; then
         patch="{\"spec\":{\"replicas\":$K8S_REPLICAS}}"
     else
-        patch="{\"spec\":{\"replicas\":$K8S_REPLICAS,\"template\":{\"metadata\":{\"annotations\":{\"switchyard.dev/promoted-at\":\"$(date -u +%FT%TZ)\"}},\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"$(image)\"}]}}}}"
+        new_image=$(image)
+        patch="{\"spec\":{\"replicas\":$K8S_REPLICAS,\"template\":{\"metadata\":{\"annotations\":{\"switchyard.dev/promoted-at\":\"$(date -u +%FT%TZ)\"}},\"spec\":{\"containers\":[{\"name\":\"app\",\"image\":\"$new_image\"}]}}}}"
     fi
     kube patch "$(deployment "$1")" --type=strategic -p "$patch"
     kube rollout status "$(deployment "$1")" --timeout="${READY_TIMEOUT}s"
@@ -289,12 +294,13 @@ color_ready() {
 }
 
 # traefik_sees_up COLOR: COLOR's own Service lists K8S_REPLICAS ready endpoints and none that
-# is neither ready nor terminating (what Traefik and the smoke test see).
+# is neither ready nor terminating (what Traefik and the smoke test see; an unset condition
+# prints as empty).
 traefik_sees_up() {
     local states
     states=$(kube get endpointslices -l "kubernetes.io/service-name=switchyard-$1" \
         -o 'jsonpath={range .items[*].endpoints[*]}{.conditions.ready}/{.conditions.terminating}{"\n"}{end}')
-    [ "$(grep -c '^true/' <<<"$states")" -ge "$K8S_REPLICAS" ] && ! grep -q '^false/false' <<<"$states"
+    [ "$(grep -c '^true/' <<<"$states")" -ge "$K8S_REPLICAS" ] && ! grep -qE '^false/(false)?$' <<<"$states"
 }
 
 # smoke_base COLOR: COLOR's own Service, through a port-forward (to one of its pods).

@@ -7,8 +7,9 @@
 # `STACK=k8s scripts/promote.sh --dry-run` (a promote and a --rollback, with no cluster
 # reachable) checked against the rendered names, namespace and labels. Last, promote.sh run
 # for real against a pretend cluster (tests/k8s/fake_kubectl.py in place of kubectl): a
-# promote, a --rollback, a failed smoke test and a switch that never lands, each asserted on
-# the pretend cluster's state. About 80 s here (most of it the pretend promotes).
+# promote without IMAGE, a promote, a --rollback, a failed smoke test and a switch that never
+# lands, each asserted on the pretend cluster's state. About 75 s here (most of it the
+# pretend promotes).
 set -euo pipefail
 . "$(dirname "$0")/stack-lib.sh"
 cd "$ROOT"
@@ -120,7 +121,11 @@ expect() {
         "$FAKE_KUBE_STATE" "$2" || { cat "$FAKE/$1.log" "$FAKE_KUBE_STATE" >&2; fail "$1: not $2"; }
 }
 
-fake_promote promote 0 IMAGE=registry.example.com/switchyard:2 -- 
+fake_promote no_image 1 IMAGE= --
+grep -q "IMAGE=registry.example.com/switchyard:TAG" "$FAKE/no_image.log" || fail "no_image: the error does not say to set IMAGE"
+expect no_image 's["cronjob_image"].endswith(":1") and s["jobs"] == [] and s["selector"] == "blue" and s["deployments"]["green"]["image"].endswith(":1")'
+
+fake_promote promote 0 IMAGE=registry.example.com/switchyard:2 --
 expect promote 's["selector"] == "green" and s["annotations"]["switchyard.dev/previous-color"] == "blue"'
 expect promote 's["deployments"]["green"] == {"image": "registry.example.com/switchyard:2", "replicas": 3, "ready": 3}'
 expect promote 's["deployments"]["blue"]["replicas"] == 0 and s["pods"]["blue"] == [] and s["deployments"]["blue"]["image"].endswith(":1")'
@@ -140,7 +145,7 @@ fake_promote switch_never_lands 1 IMAGE=registry.example.com/switchyard:3 FAKE_I
 grep -q "at step 'confirm_switch'" "$FAKE/switch_never_lands.log" || fail "switch_never_lands: not stopped at confirm_switch"
 expect switch_never_lands 's["selector"] == "blue" and s["deployments"]["green"]["replicas"] == 0'
 expect switch_never_lands 's["annotations"]["switchyard.dev/previous-color"] == "green"'
-log "promote against a pretend cluster: promoted, rolled back, and rolled back itself after a failed smoke test and after a switch that never landed ($(wc -l <"$FAKE_KUBE_LOG") kubectl calls)"
+log "promote against a pretend cluster: refused without IMAGE, promoted, rolled back, and rolled back itself after a failed smoke test and after a switch that never landed ($(wc -l <"$FAKE_KUBE_LOG") kubectl calls)"
 
 [ "$FAILED" -eq 0 ] || die "$FAILED Kubernetes check(s) failed"
 log "Kubernetes checks passed"
