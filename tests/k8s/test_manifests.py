@@ -19,7 +19,7 @@ RENDER_DIR = pathlib.Path(os.environ["K8S_RENDER_DIR"])
 PLAN_DIR = pathlib.Path(os.environ["K8S_PLAN_DIR"])
 # The environment promote.sh's plans were made for (K8S_OVERLAY's default).
 ENVIRONMENT = "production"
-# Pending in the scale-out issue (Redis Sentinel); not yet read by src/cli.rs.
+# Pending in the scale-out issue (Redis Sentinel); not yet read by src/ (clap's `env = "..."`).
 SENTINEL_VARIABLES = {"REDIS_TOPOLOGY", "REDIS_SENTINELS", "REDIS_MASTER_NAME"}
 POD_KINDS = {"Deployment", "StatefulSet", "CronJob", "Job", "DaemonSet"}
 
@@ -178,7 +178,9 @@ def test_memory_request_holds_max_connections_sessions(env):
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_configuration_names_only_variables_the_app_reads(env):
-    known = set(re.findall(r'env = "([A-Z_]+)"', (ROOT / "src/cli.rs").read_text())) | SENTINEL_VARIABLES
+    sources = "".join(path.read_text() for path in (ROOT / "src").rglob("*.rs"))
+    known = set(re.findall(r'env = "([A-Z_]+)"', sources)) | SENTINEL_VARIABLES
+    assert {"REDIS_URL", "DRAIN_TIMEOUT_SECS"} <= known, "the app's variables were not found in src/"
     data = config(RENDERS[env])
     assert set(data) <= known, f"unknown variables: {set(data) - known}"
     assert "COLOR" not in data, "COLOR is set per color, not shared"
@@ -272,6 +274,8 @@ def check_command(argv, docs):
     if verb in ("get", "patch", "annotate") and rest and "/" not in rest[0] and rest[0] not in ("pods", "endpointslices"):
         refs.append((rest[0], rest[1]))
     refs += [tuple(w.split("/", 1)) for w in rest if "/" in w and "=" not in w and not w.startswith("job/")]
+    if "--from" in flags:
+        refs.append(tuple(flags["--from"].split("/", 1)))
     for kind, name in refs:
         kind = {"svc": "service"}.get(kind, kind)
         named(docs, kind, name)
