@@ -212,8 +212,12 @@ color_of_url() { echo "$1"; }
 
 # ── stack.sh: the cluster and its manifests are not this script's to create or remove.
 
+# cmd_up: records the K8S_* settings (STACK_DIR/k8s/stack.env) for promote, status and
+# monitor, and says what to apply: the cluster and the manifests are not this script's.
 cmd_up() {
     load_stack_env
+    save_stack_env
+    log "STACK=k8s settings recorded in $K8S_ENV_FILE (namespace $K8S_NAMESPACE${K8S_CONTEXT:+, context $K8S_CONTEXT})"
     die "STACK=k8s starts no cluster: apply the manifests with 'kubectl apply -k ${K8S_OVERLAY#"$ROOT"/}' (README: Kubernetes), then deploy with 'STACK=k8s IMAGE=... scripts/promote.sh'"
 }
 
