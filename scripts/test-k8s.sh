@@ -72,7 +72,7 @@ log "promote --dry-run: $(grep -c '\$ ' "$WORK/plan/promote.txt") commands plann
 cat "$WORK/plan/promote.txt" >&2
 
 K8S_RENDER_DIR=$WORK/render K8S_PLAN_DIR=$WORK/plan K8S_PLAN_IMAGE=$PLAN_IMAGE \
-    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/k8s || fail "tests/k8s (pytest)"
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p no:locust tests/k8s || fail "tests/k8s (pytest)"
 
 # ── promote.sh for real, against the pretend cluster of tests/k8s/fake_kubectl.py.
 FAKE=$WORK/fake

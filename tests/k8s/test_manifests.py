@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+if "K8S_RENDER_DIR" not in os.environ:
+    raise RuntimeError("tests/k8s needs the renders and plans scripts/test-k8s.sh makes: run that script")
 RENDER_DIR = pathlib.Path(os.environ["K8S_RENDER_DIR"])
 PLAN_DIR = pathlib.Path(os.environ["K8S_PLAN_DIR"])
 # The environment promote.sh's plans were made for (K8S_OVERLAY's default).
