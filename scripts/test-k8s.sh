@@ -8,7 +8,7 @@
 # reachable) checked against the rendered names, namespace and labels. Last, promote.sh run
 # for real against a pretend cluster (tests/k8s/fake_kubectl.py in place of kubectl): a
 # promote without IMAGE, a promote, a --rollback, a failed smoke test and a switch that never
-# lands, each asserted on the pretend cluster's state. About 75 s here (most of it the
+# lands, each asserted on the pretend cluster's state; and the Sentinel component's init.sh. About 75 s here (most of it the
 # pretend promotes).
 set -euo pipefail
 . "$(dirname "$0")/stack-lib.sh"
@@ -73,6 +73,38 @@ cat "$WORK/plan/promote.txt" >&2
 
 K8S_RENDER_DIR=$WORK/render K8S_PLAN_DIR=$WORK/plan K8S_PLAN_IMAGE=$PLAN_IMAGE \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p no:locust tests/k8s || fail "tests/k8s (pytest)"
+
+# components/redis-sentinel's init.sh: pod 0 starts as master only when no Sentinel knows one;
+# a pod restarting after a failover follows the master the Sentinels name. A stand-in
+# redis-cli answers get-master-addr-by-name with SENTINEL_KNOWS (nothing when empty).
+SENTINEL=$WORK/sentinel
+mkdir -p "$SENTINEL/bin"
+cat >"$SENTINEL/bin/redis-cli" <<'SH'
+#!/bin/sh
+[ -n "$SENTINEL_KNOWS" ] && echo "$SENTINEL_KNOWS" && echo 6379
+SH
+chmod +x "$SENTINEL/bin/redis-cli"
+domain=redis-sentinel-headless.ns.svc.cluster.local
+# sentinel_init POD KNOWN_MASTER EXPECTED_MASTER: init.sh's configuration for POD.
+sentinel_init() {
+    local pod=$1 known=$2 master=$3 conf=$SENTINEL/$1-${2:-none}
+    mkdir -p "$conf"
+    PATH="$SENTINEL/bin:$PATH" SENTINEL_KNOWS=$known POD_NAME=$pod POD_NAMESPACE=ns CONF_DIR=$conf \
+        sh deploy/k8s/components/redis-sentinel/init.sh >/dev/null || { fail "init.sh for $pod"; return; }
+    grep -qx "sentinel monitor switchyard $master 6379 2" "$conf/sentinel.conf" ||
+        fail "init.sh for $pod (Sentinels knowing '${known:-nothing}'): Sentinel does not monitor $master"
+    grep -qx "replica-announce-ip $pod.$domain" "$conf/redis.conf" || fail "init.sh for $pod: no replica-announce-ip"
+    if [ "$master" = "$pod.$domain" ]; then
+        ! grep -q '^replicaof' "$conf/redis.conf" || fail "init.sh for $pod: the master is set as a replica"
+    else
+        grep -qx "replicaof $master 6379" "$conf/redis.conf" || fail "init.sh for $pod: not a replica of $master"
+    fi
+}
+sentinel_init redis-sentinel-0 "" "redis-sentinel-0.$domain"
+sentinel_init redis-sentinel-1 "" "redis-sentinel-0.$domain"
+sentinel_init redis-sentinel-0 "redis-sentinel-2.$domain" "redis-sentinel-2.$domain"
+sentinel_init redis-sentinel-2 "redis-sentinel-2.$domain" "redis-sentinel-2.$domain"
+log "the Sentinel component's init.sh: pod 0 master on a first start, the Sentinels' master after a failover"
 
 # ── promote.sh for real, against the pretend cluster of tests/k8s/fake_kubectl.py.
 FAKE=$WORK/fake
