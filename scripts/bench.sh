@@ -36,7 +36,7 @@ trap cleanup EXIT
 
 build() {
     log "building release binaries"
-    cargo build --release --quiet --bin switchyard -p switchyard -p switchyard-load
+    cargo build --release --quiet -p switchyard -p switchyard-load
 }
 
 start_redis() { start_scratch_redis "$WORK/redis.log"; }

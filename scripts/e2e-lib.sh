@@ -12,7 +12,7 @@ LOAD=$ROOT/target/release/switchyard-load
 # build_release: the server and the checker, release builds.
 build_release() {
     log "building the release binaries (switchyard, switchyard-load)"
-    (cd "$ROOT" && cargo build --release --quiet --bin switchyard -p switchyard -p switchyard-load)
+    (cd "$ROOT" && cargo build --release --quiet -p switchyard -p switchyard-load)
 }
 
 check() { # check DESCRIPTION COMMAND...
@@ -87,19 +87,16 @@ stop_clients() {
         [ $SECONDS -lt $deadline ] || die "clients did not stop within 60 s"
         sleep 0.1
     done
-    wait "$CLIENTS_PID" || { cat "$WORK/clients.err"; die "clients failed"; }
+    wait "$CLIENTS_PID" || { tail -20 "$WORK/clients.err"; die "clients failed"; }
     CLIENTS_PID=""
-LOAD=$ROOT/target/release/switchyard-load
-
-# build_release: the server and the checker, release builds.
-build_release() {
-    log "building the release binaries (switchyard, switchyard-load)"
-    (cd "$ROOT" && cargo build --release --quiet --bin switchyard -p switchyard -p switchyard-load)
-}
     log "clients: $(cat "$WORK/clients.json")"
 }
 
-result() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.json" "$1"; }
+# result FIELD[.FIELD]: one value of the clients' verdict, e.g. lost or reconnect_latency.p99_ms.
+result() {
+    python3 -c 'import functools,json,sys; print(functools.reduce(lambda v, k: v[k], sys.argv[2].split("."), json.load(open(sys.argv[1]))))' \
+        "$WORK/clients.json" "$1"
+}
 
 # check_no_failed_connect: not one connect attempt failed in the whole run (after stop_clients).
 check_no_failed_connect() { check "zero failed connects" test "$(result failed_connects)" = 0; }
