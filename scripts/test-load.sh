@@ -4,7 +4,7 @@
 # k6's promote.js and the generator's promote through a private Traefik stack while
 # scripts/promote.sh runs. Thresholds in each tool make it fail when the server misbehaves.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/stack-lib.sh" # wait_until
 cd "$ROOT"
 
 WORK=$(mktemp -d /tmp/switchyard-load.XXXXXX)
@@ -63,12 +63,22 @@ start_stack() {
     . "$STACK_DIR/stack.env"
 }
 
-# k6 promote.js through Traefik, with promote.sh run in the middle of it.
+# open_connections_at_least N: the two colors hold at least N WebSocket connections together.
+open_connections_at_least() {
+    local total=0 port open
+    for port in "$BLUE_PORT" "$GREEN_PORT"; do
+        open=$(curl -s --max-time 1 "http://127.0.0.1:$port/metrics" | awk '$1 == "switchyard_connections_active" { print $2 }')
+        total=$((total + ${open:-0}))
+    done
+    [ "$total" -ge "$1" ]
+}
+
+# k6 promote.js through Traefik, with promote.sh run once its clients are connected.
 k6_promote() {
     timeout 60 "$VENV/bin/k6" run -q -e BASE_URL="ws://127.0.0.1:$TRAEFIK_PORT" -e VUS=20 -e DURATION=8s -e EXPECT_CLOSES=20 \
         "$ROOT/loadtest/k6/promote.js" &
     local k6=$!
-    sleep 2
+    wait_until 20 "k6's 20 clients to connect" open_connections_at_least 20 || { kill "$k6"; return 1; }
     "$ROOT/scripts/promote.sh" >"$WORK/promote-k6.log" 2>&1 || { kill "$k6"; return 1; }
     wait "$k6"
 }
@@ -80,7 +90,7 @@ generator_promote() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 ok = r["promote_exit_code"] == 0 and r["failed_connects"] == 0 and r["resumed_fraction"] == 1 \
-    and r["lost"] == 0 and r["doubled"] == 0 and r["reconnects"] == r["connections"]
+    and r["lost"] == 0 and r["doubled"] == 0 and r["reconnects"] == r["clients"] and r["unfinished"] == 0
 print(r)
 sys.exit(0 if ok else 1)
 PY
