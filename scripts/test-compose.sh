@@ -94,8 +94,8 @@ scrapes_within() {
 }
 
 bring_up() {
-    TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port)
-    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT
+    TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port) ALERTMANAGER_PORT=$(free_port)
+    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT ALERTMANAGER_PORT
     local began=$SECONDS
     "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log" >&2; die "the compose stack did not come up"; }
     grep -E 'images ready|: built|imported' "$WORK/stack-up.log" | sed 's/^/    /' >&2 || true
