@@ -155,6 +155,8 @@ sys.exit(1)
 PY
 }
 
+not_notified() { ! notified "$@"; }
+
 # timed WHAT COMMAND...: waits up to ALERT_WAIT s for COMMAND and logs how long it took.
 timed() {
     local what=$1 began=$SECONDS
@@ -194,6 +196,7 @@ check "SwitchyardActiveColorNoReadyInstance reaches the webhook" \
 check "SwitchyardTraefikRoutesToNoReadyBackend reaches the webhook" \
     timed "Traefik's alert" notified firing SwitchyardTraefikRoutesToNoReadyBackend "$active"
 
+check "nothing resolved while $active is down" not_notified resolved SwitchyardActiveColorNoReadyInstance "$active"
 log "restarting $active"
 start_color "$active"
 wait_until 20 "$active to be ready" color_ready "$active" || die "$active did not come back"
