@@ -23,6 +23,12 @@ enum NotReady {
 /// What `/readyz` answers and `/metrics` exports as `switchyard_ready`: not draining, the
 /// store answers within its deadline, and no migration is pending.
 async fn readiness(state: &AppState) -> Result<(), NotReady> {
+    let verdict = check_readiness(state).await;
+    state.metrics.set_ready(verdict.is_ok());
+    verdict
+}
+
+async fn check_readiness(state: &AppState) -> Result<(), NotReady> {
     if state.lifecycle.is_draining() {
         return Err(NotReady::Draining);
     }
@@ -30,16 +36,14 @@ async fn readiness(state: &AppState) -> Result<(), NotReady> {
         state.store.ping().await?;
         state.migrations.pending(&state.store).await
     };
-    let verdict = match state.store.read_within_deadline(checks).await {
+    match state.store.read_within_deadline(checks).await {
         Ok(pending) if pending.is_empty() => Ok(()),
         Ok(pending) => Err(NotReady::MigrationPending(pending)),
         Err(error) => {
             tracing::warn!(%error, "not ready: store unavailable");
             Err(NotReady::StoreUnavailable)
         }
-    };
-    state.metrics.set_ready(verdict.is_ok());
-    verdict
+    }
 }
 
 /// `/readyz`: 200 when the store answers and the instance is not draining, else 503 and why.
