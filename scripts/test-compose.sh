@@ -65,7 +65,6 @@ project_objects() {
 
 service_containers() { docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
 running_containers() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
-address_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
 
 # drained_cleanly COLOR: every replica of COLOR has stopped, each with exit status 0.
 drained_cleanly() {
@@ -156,13 +155,13 @@ if ! engine_answers; then
     echo "1 passed, 0 failed, 1 skipped"
     exit 0
 fi
-ensure_redis # redis-cli, to count the sessions in the containerised Redis
 ensure_venv
 log "building the release binary"
 cargo build --release --quiet --bin switchyard
 bring_up
-redis_address="$(address_of "$(running_containers redis)"):6379"
-start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$redis_address"
+# Redis is on the internal `store` network only: its sessions are counted with redis-cli inside
+# its container, as on Swarm.
+start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "exec:$(running_containers redis)"
 
 log "Prometheus scrapes every replica"
 check "Prometheus scrapes both blue replicas" scrapes_within 30 blue 2
