@@ -1,6 +1,10 @@
 """Static checks of the Docker side, for a machine without a Docker engine: every file that
 compose.yml, docker/Dockerfile, Prometheus and Grafana provisioning refer to exists, and the
-configuration files parse. Prints one line per check; exits 1 if any fails.
+configuration files parse; the hardening holds (Redis only on the internal network, limits and
+read-only root filesystems, the app's health check); Prometheus loads the alert rules and sends
+to Alertmanager; the logs files (docker/compose.logs.yml) label every line with its color and
+instance, and the dashboard's logs panel reads a provisioned datasource. Prints one line per
+check; exits 1 if any fails.
 
 usage: check-compose.py REPO_ROOT
 """
@@ -24,11 +28,38 @@ def check(ok, what):
 
 compose = yaml.safe_load((root / "compose.yml").read_text())
 services = compose["services"]
-check({"redis", "traefik", "app_blue", "app_green", "prometheus", "grafana"} <= set(services), "compose has every service")
+check({"redis", "traefik", "app_blue", "app_green", "prometheus", "alertmanager", "grafana"} <= set(services), "compose has every service")
 check("--appendonly" in " ".join(services["redis"]["command"]) and "yes" in services["redis"]["command"], "redis keeps an append-only file")
 for name in ("app_blue", "app_green"):
     check("deploy" in services[name] and services[name]["deploy"].get("replicas", 0) >= 1, f"{name} has deploy: replicas for Swarm")
     check(services[name]["environment"]["COLOR"] == name.split("_")[1], f"{name} announces its color")
+
+# Hardening. Services whose root filesystem stays writable, and why.
+WRITABLE = {"grafana": "writes outside its data volume"}
+networks = compose.get("networks", {})
+check((networks.get("store") or {}).get("internal") is True, "the store network is internal")
+check(services["redis"].get("networks") == ["store"], "redis is only on the store network")
+check("store" not in services["traefik"].get("networks", ["default"]), "traefik cannot reach the store network")
+for name in ("app_blue", "app_green"):
+    check(set(services[name].get("networks", [])) == {"default", "store"}, f"{name} is on the default and store networks")
+    test = (services[name].get("healthcheck") or {}).get("test", [])
+    check(test[-2:] == ["switchyard", "healthcheck"], f"{name} has the switchyard healthcheck")
+    check(str(services[name]["environment"].get("DESIRED_REPLICAS")) == str(services[name]["deploy"]["replicas"]),
+          f"{name}'s DESIRED_REPLICAS is its deploy.replicas")
+    check(services[name].get("labels", {}).get("org.switchyard.color") == name.split("_")[1], f"{name}'s containers are labelled with its color (logs)")
+
+
+def check_hardened(name, service):
+    limits = (service.get("deploy") or {}).get("resources", {}).get("limits", {})
+    check({"cpus", "memory"} <= set(limits), f"{name} has CPU and memory limits")
+    if name in WRITABLE:
+        check(service.get("read_only") is False, f"{name}: writable root declared ({WRITABLE[name]})")
+    else:
+        check(service.get("read_only") is True, f"{name} has a read-only root filesystem")
+
+
+for name, service in services.items():
+    check_hardened(name, service)
 
 dockerfiles = set()
 for name, service in services.items():
@@ -61,11 +92,47 @@ for color in ("blue", "green"):
     names = [name for job in prometheus["scrape_configs"] for sd in job.get("dns_sd_configs", []) for name in sd["names"]]
     check(f"app_{color}" in names, f"Prometheus discovers every replica of app_{color} by DNS")
 
+rule_files = prometheus.get("rule_files", [])
+check(rule_files != [], "Prometheus loads alert rules")
+mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"])
+for rule_file in rule_files:
+    local = next((root / src / pathlib.PurePosixPath(rule_file).relative_to(dst) for src, dst in mounts.items()
+                  if rule_file.startswith(dst.rstrip("/") + "/")), None)
+    check(local is not None and local.is_file(), f"Prometheus's rule file {rule_file} is a mounted file of the checkout")
+targets = [t for am in prometheus.get("alerting", {}).get("alertmanagers", []) for sc in am.get("static_configs", []) for t in sc["targets"]]
+check(targets and all(t.split(":")[0] in services for t in targets), "Prometheus sends alerts to the alertmanager service")
+alertmanager = yaml.safe_load((root / "docker/alertmanager.yml").read_text())
+hooks = [w for r in alertmanager["receivers"] for w in r.get("webhook_configs", [])]
+check(hooks and all(w.get("send_resolved") for w in hooks), "Alertmanager routes to a webhook and says when alerts resolve")
+
+logs = yaml.safe_load((root / "docker/compose.logs.yml").read_text())["services"]
+check({"loki", "promtail"} <= set(logs), "the logs file has Loki and Promtail")
+for name, service in logs.items():
+    check_hardened(name, service)
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            check((root / source).exists(), f"{name}: mounted {source} exists")
+promtail = yaml.safe_load((root / "docker/logs/promtail.yml").read_text())
+labels = {r.get("target_label") for job in promtail["scrape_configs"] for r in job.get("relabel_configs", [])}
+check({"color", "instance"} <= labels, "Promtail labels every line with its color and instance")
+check(all(c["url"].startswith("http://loki:") for c in promtail["clients"]), "Promtail pushes to the loki service")
+check(isinstance(yaml.safe_load((root / "docker/logs/loki.yml").read_text()), dict), "docker/logs/loki.yml parses")
+
 provisioning = root / "docker/grafana/provisioning"
 for path in provisioning.rglob("*.yml"):
     check(isinstance(yaml.safe_load(path.read_text()), dict), f"{path.relative_to(root)} parses")
 dashboard = json.loads((root / "docker/grafana/dashboards/switchyard.json").read_text())
 exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+datasources = {d["uid"]: d for path in (provisioning / "datasources").glob("*.yml")
+               for d in yaml.safe_load(path.read_text())["datasources"]}
+for panel in dashboard["panels"]:
+    uid = panel["datasource"]["uid"]
+    check(uid in datasources and datasources[uid]["type"] == panel["datasource"]["type"],
+          f"panel '{panel['title']}' reads a provisioned {panel['datasource']['type']} datasource")
+logs_panels = [p for p in dashboard["panels"] if p["type"] == "logs"]
+check(any(p["datasource"]["uid"] == "loki" and "color" in p["targets"][0]["expr"] for p in logs_panels),
+      "the dashboard has a logs panel of Loki by color")
 for metric in ("connections_active", "messages_total", "message_duration_seconds", "heartbeat_fanout_seconds", "draining"):
     check(f"switchyard_{metric}" in exprs, f"the dashboard charts switchyard_{metric}")
 

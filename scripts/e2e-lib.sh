@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# What the end-to-end tests share (test-bluegreen.sh, test-compose.sh, ...): counted checks,
-# the one checker's clients (`switchyard-load clients`: start, let traffic flow, stop, read
-# their verdict) and a promote whose steps are echoed. A test sets WORK (its scratch folder)
-# and CLIENTS first, and builds with build_release.
+# What the end-to-end tests share (test-bluegreen.sh, test-compose.sh, test-alerts.sh, ...):
+# counted checks, a private process stack, the one checker's clients (`switchyard-load
+# clients`: start, let traffic flow, stop, read their verdict) and a promote whose steps are
+# echoed. A test sets WORK (its scratch folder), STACK_DIR (under WORK) and CLIENTS first, and
+# builds with build_release.
 
 FAILURES=0
 CHECKS=0
@@ -32,6 +33,17 @@ check_summary() {
     log "$1: $((CHECKS - FAILURES)) passed, $FAILURES failed"
     echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
     [ "$FAILURES" = 0 ]
+}
+
+# start_private_stack: `scripts/stack.sh up` (STACK=local) on free ports in STACK_DIR, with a
+# 1 s Traefik health check; loads its settings (BLUE_PORT, TRAEFIK_API_PORT, ...) and functions.
+start_private_stack() {
+    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) \
+        TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s \
+        "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log"; die "stack did not come up"; }
+    STACK=local use_stack
+    load_stack_env
+    log "private stack: Traefik :$TRAEFIK_PORT, blue :$BLUE_PORT, green :$GREEN_PORT, redis :$REDIS_PORT"
 }
 
 stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/null || true; fi; }

@@ -21,6 +21,7 @@ load_stack_env() {
     TRAEFIK_PORT=${TRAEFIK_PORT:-8080}
     TRAEFIK_API_PORT=${TRAEFIK_API_PORT:-8081}
     PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+    ALERTMANAGER_PORT=${ALERTMANAGER_PORT:-9093}
     HEALTH_INTERVAL=${HEALTH_INTERVAL:-2s}
     SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
     DYNAMIC_DIR=$COMPOSE_STATE/dynamic
@@ -28,14 +29,14 @@ load_stack_env() {
     STAGING_DIR=$COMPOSE_STATE/staging
     APP_CONTEXT=$COMPOSE_STATE/app
     # compose.yml's variables.
-    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT APP_CONTEXT
+    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT ALERTMANAGER_PORT APP_CONTEXT
     export TRAEFIK_DYNAMIC_DIR=$DYNAMIC_DIR
     case "$COMPOSE_IMAGES" in local | official) ;; *) die "COMPOSE_IMAGES is local or official, not '$COMPOSE_IMAGES'" ;; esac
 }
 
 save_stack_env() {
     write_env "$COMPOSE_ENV_FILE" COMPOSE_PROJECT COMPOSE_IMAGES TRAEFIK_PORT TRAEFIK_API_PORT \
-        PROMETHEUS_PORT HEALTH_INTERVAL SWITCHYARD_BIN
+        PROMETHEUS_PORT ALERTMANAGER_PORT HEALTH_INTERVAL SWITCHYARD_BIN
 }
 
 # compose ARGS...: docker compose (v2) or docker-compose (v1) on this stack's files and project;
@@ -50,7 +51,7 @@ compose() {
 
 # The services `up` starts: Grafana has no image without a registry.
 stack_services() {
-    echo redis migrate app_blue app_green traefik prometheus
+    echo redis migrate app_blue app_green traefik prometheus alertmanager
     [ "$COMPOSE_IMAGES" = official ] && echo grafana
     return 0
 }
@@ -70,9 +71,10 @@ prepare_build() {
     prepare_app_context "$APP_CONTEXT"
 }
 
-# container_url CONTAINER: the app's address on the stack's network, as the host reaches it.
+# container_url CONTAINER: the app's address on the stack's default network (the one Traefik
+# and Prometheus share with it; it is on `store` too), as the host reaches it.
 container_url() {
-    echo "http://$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | cut -d' ' -f1):8000"
+    echo "http://$(docker inspect -f "{{(index .NetworkSettings.Networks \"${COMPOSE_PROJECT}_default\").IPAddress}}" "$1"):8000"
 }
 
 # color_instances COLOR: "NAME URL" for every running replica of COLOR.
@@ -122,7 +124,8 @@ switchyard $STACK stack is up (project $COMPOSE_PROJECT, images: $COMPOSE_IMAGES
   WebSocket             ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/
   each color            via Traefik: /blue/ and /green/
   Traefik dashboard     http://127.0.0.1:$TRAEFIK_API_PORT/dashboard/
-  Prometheus            http://127.0.0.1:$PROMETHEUS_PORT/
+  Prometheus            http://127.0.0.1:$PROMETHEUS_PORT/   (alerts: /alerts)
+  Alertmanager          http://127.0.0.1:$ALERTMANAGER_PORT/
 next: STACK=$STACK scripts/promote.sh, STACK=$STACK scripts/monitor.sh, STACK=$STACK scripts/stack.sh down
 TEXT
 }

@@ -110,7 +110,7 @@ cmd_status() {
 cmd_logs() {
     local name
     load_stack_env
-    for name in redis app_blue app_green traefik prometheus; do
+    for name in redis app_blue app_green traefik prometheus alertmanager; do
         docker service logs --tail 20 "$(service "$name")" 2>&1
     done
 }
@@ -120,7 +120,7 @@ run_migrate() {
         prepare_build
         quiet docker build -q --build-arg BASE=switchyard-os:bookworm -t switchyard:latest "$APP_CONTEXT"
     fi
-    docker run --rm --network "${COMPOSE_PROJECT}_default" -e REDIS_URL=redis://redis:6379 switchyard:latest migrate
+    docker run --rm --network "${COMPOSE_PROJECT}_store" -e REDIS_URL=redis://redis:6379 switchyard:latest migrate
 }
 
 # start_new_color COLOR: COLOR's service on the current build (or the previous one), at its

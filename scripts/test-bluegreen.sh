@@ -23,15 +23,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_private_stack() {
-    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) \
-        TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s \
-        "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log"; die "stack did not come up"; }
-    STACK=local use_stack
-    load_stack_env
-    log "private stack: Traefik :$TRAEFIK_PORT, blue :$BLUE_PORT, green :$GREEN_PORT, redis :$REDIS_PORT"
-}
-
 promote_fails_at() { # promote_fails_at STEP VAR=VALUE...: a bad green must be rolled back
     local step=$1 log_file=$WORK/promote-fail-$1.log
     shift

@@ -65,7 +65,6 @@ project_objects() {
 
 service_containers() { docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
 running_containers() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
-address_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
 
 # drained_cleanly COLOR: every replica of COLOR has stopped, each with exit status 0.
 drained_cleanly() {
@@ -94,8 +93,8 @@ scrapes_within() {
 }
 
 bring_up() {
-    TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port)
-    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT
+    TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port) ALERTMANAGER_PORT=$(free_port)
+    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT ALERTMANAGER_PORT
     local began=$SECONDS
     "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log" >&2; die "the compose stack did not come up"; }
     grep -E 'images ready|: built|imported' "$WORK/stack-up.log" | sed 's/^/    /' >&2 || true
@@ -160,8 +159,9 @@ fi
 ensure_venv
 build_release
 bring_up
-redis_address="$(address_of "$(running_containers redis)"):6379"
-start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$redis_address"
+# Redis is on the internal `store` network only: its sessions are counted with redis-cli inside
+# its container, as on Swarm.
+start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "exec:$(running_containers redis)"
 
 log "Prometheus scrapes every replica"
 check "Prometheus scrapes both blue replicas" scrapes_within 30 blue 2

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,7 +16,7 @@ use crate::config::{Config, StoreConfig};
 use crate::http::{self, HttpServer};
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Settings};
 use crate::migrate::MigrationGate;
 use crate::state::{AppState, Shared};
 use crate::store::SessionStore;
@@ -51,6 +52,11 @@ impl App {
             SessionStore::build(&config.store, config.session_ttl).context("invalid REDIS_URL")?;
         let metrics = Arc::new(Metrics::new(
             config.color,
+            Settings {
+                max_connections: config.limits.max_connections.map(NonZeroUsize::get),
+                drain_timeout: config.drain_timeout,
+                desired_replicas: config.desired_replicas,
+            },
             &CloseReason::ALL.map(CloseReason::label),
             &Rejection::ALL.map(Rejection::code),
         ));

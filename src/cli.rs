@@ -192,6 +192,16 @@ pub struct ServeArgs {
     )]
     pub send_timeout_ms: u64,
 
+    /// How many instances of this color the deployment runs, exported as
+    /// switchyard_desired_replicas for the alert on a color below it (0: not told, no alert).
+    #[arg(
+        long,
+        env = "DESIRED_REPLICAS",
+        value_name = "DESIRED_REPLICAS",
+        default_value_t = 0
+    )]
+    pub desired_replicas: u32,
+
     /// Comma-separated origins allowed to open WebSockets, e.g. https://app.example.com (empty: any).
     #[arg(
         long,
@@ -298,6 +308,7 @@ impl TryFrom<ServeArgs> for Config {
                 max_messages_per_sec,
                 send_timeout: Duration::from_millis(args.send_timeout_ms),
             },
+            desired_replicas: args.desired_replicas,
             allowed_origins: AllowedOrigins::parse(&args.allowed_origins)?,
             log_format: args.log_format,
         })
@@ -337,6 +348,7 @@ mod tests {
         assert!(config.limits.max_connections.is_none());
         assert_eq!(config.http_header_timeout, Duration::from_secs(10));
         assert!(!config.conformance_echo);
+        assert_eq!(config.desired_replicas, 0);
         assert!(matches!(config.store, StoreConfig::Redis { .. }));
     }
 

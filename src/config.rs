@@ -39,6 +39,9 @@ pub struct Config {
     /// Whether /ws/echo (the conformance echo endpoint) is served.
     pub conformance_echo: bool,
     pub limits: Limits,
+    /// DESIRED_REPLICAS: how many instances of this color the deployment runs (0: not told);
+    /// only exported, for the alert on a color below it.
+    pub desired_replicas: u32,
     pub allowed_origins: AllowedOrigins,
     pub log_format: LogFormat,
 }

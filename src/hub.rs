@@ -146,7 +146,7 @@ mod tests {
     fn hub(cap: Option<usize>) -> Arc<Hub> {
         Arc::new(Hub::new(
             cap.and_then(NonZeroUsize::new),
-            Arc::new(Metrics::new(Color::Blue, &[], &[])),
+            Arc::new(Metrics::new(Color::Blue, Default::default(), &[], &[])),
         ))
     }
 

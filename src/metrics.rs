@@ -1,11 +1,11 @@
 //! Prometheus metrics: every family in this instance's own Registry, one method per event.
 //! Label values are resolved once at start-up so the hot path touches only atomics.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::config::Color;
@@ -35,6 +35,18 @@ pub struct Metrics {
     sessions_resumed: IntCounter,
     redis_errors: IntCounter,
     draining: IntGauge,
+    drain_started: Gauge,
+    ready: IntGauge,
+}
+
+/// The settings alert rules compare against, exported as gauges once at start-up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    /// MAX_CONNECTIONS; `None` (no cap) is exported as 0.
+    pub max_connections: Option<usize>,
+    pub drain_timeout: Duration,
+    /// DESIRED_REPLICAS: instances of this color the deployment runs; 0 when not told.
+    pub desired_replicas: u32,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,12 +62,42 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
     metric
 }
 
+/// The configured limits as constant gauges, so rules compare a level with its own limit.
+fn register_settings(r: &Registry, settings: Settings) {
+    let gauge = |name: &str, help: &str, value: i64| {
+        register(r, IntGauge::new(name, help).expect("valid")).set(value);
+    };
+    gauge(
+        "max_connections",
+        "MAX_CONNECTIONS, the most connections this instance holds; 0 when uncapped",
+        settings
+            .max_connections
+            .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+    );
+    gauge(
+        "drain_timeout_seconds",
+        "DRAIN_TIMEOUT_SECS, the longest a drain may take",
+        i64::try_from(settings.drain_timeout.as_secs()).unwrap_or(i64::MAX),
+    );
+    gauge(
+        "desired_replicas",
+        "DESIRED_REPLICAS, instances of this color the deployment runs; 0 when not told",
+        i64::from(settings.desired_replicas),
+    );
+}
+
 impl Metrics {
     /// The metrics of an instance of `color`; every reason a connection may close for and an
     /// upgrade may be refused for is pre-registered, so each is exposed (as 0) before it happens.
-    pub fn new(color: Color, close_reasons: &[&'static str], rejections: &[&'static str]) -> Self {
+    pub fn new(
+        color: Color,
+        settings: Settings,
+        close_reasons: &[&'static str],
+        rejections: &[&'static str],
+    ) -> Self {
         let registry = Registry::new_custom(Some("switchyard".into()), None).expect("valid prefix");
         let r = &registry;
+        register_settings(r, settings);
         let build = register(
             r,
             IntGaugeVec::new(
@@ -163,6 +205,22 @@ impl Metrics {
                 r,
                 IntGauge::new("draining", "1 while this instance drains").expect("valid"),
             ),
+            drain_started: register(
+                r,
+                Gauge::new(
+                    "drain_started_timestamp_seconds",
+                    "When this instance began to drain (Unix time); 0 before",
+                )
+                .expect("valid"),
+            ),
+            ready: register(
+                r,
+                IntGauge::new(
+                    "ready",
+                    "1 when this instance is ready for traffic, as /readyz would answer at this scrape",
+                )
+                .expect("valid"),
+            ),
             registry,
         }
     }
@@ -220,8 +278,18 @@ impl Metrics {
         self.heartbeat_fanout.observe(took.as_secs_f64());
     }
 
+    /// Draining from now on: the flag, and the time it began.
     pub fn set_draining(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.drain_started.set(now.as_secs_f64());
         self.draining.set(1);
+    }
+
+    /// The readiness `/readyz` just answered (or a scrape just evaluated).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// The Prometheus text exposition of every family.
@@ -240,7 +308,12 @@ mod tests {
 
     #[test]
     fn every_family_in_the_design_is_exposed() {
-        let metrics = Metrics::new(Color::Green, &["draining"], &["draining"]);
+        let settings = Settings {
+            max_connections: Some(500),
+            drain_timeout: Duration::from_secs(25),
+            desired_replicas: 3,
+        };
+        let metrics = Metrics::new(Color::Green, settings, &["draining"], &["draining"]);
         metrics.connection_registered();
         metrics.connection_opened();
         metrics.connection_closed("draining");
@@ -257,10 +330,38 @@ mod tests {
             "switchyard_sessions_total{kind=\"created\"} 0",
             "switchyard_redis_errors_total 0",
             "switchyard_draining 0",
+            "switchyard_drain_started_timestamp_seconds 0",
+            "switchyard_ready 0",
+            "switchyard_max_connections 500",
+            "switchyard_drain_timeout_seconds 25",
+            "switchyard_desired_replicas 3",
             "switchyard_upgrades_rejected_total{reason=\"draining\"} 0",
             "switchyard_build_info{color=\"green\"",
         ] {
             assert!(text.contains(family), "missing {family} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_drain_records_when_it_began() {
+        let metrics = Metrics::new(Color::Blue, Settings::default(), &[], &[]);
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        metrics.set_draining();
+        let text = metrics.render();
+        let started: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("switchyard_drain_started_timestamp_seconds "))
+            .expect("the gauge")
+            .parse()
+            .expect("a number");
+        assert!(
+            started >= before.floor() && started < before + 60.0,
+            "{started}"
+        );
+        assert!(text.contains("switchyard_draining 1"), "{text}");
+        assert!(text.contains("switchyard_max_connections 0"), "{text}");
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::support::binary::run_command;
 use crate::support::redis::unreachable_url;
-use crate::support::{TestApp, TestBinary, WsClient, metric, within};
+use crate::support::{TestApp, TestBinary, TestRedis, WsClient, metric, within};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_when_serving() {
@@ -175,4 +175,81 @@ async fn serving_without_a_reachable_redis_warns_naming_redis_url() {
         !warning.contains("hunter2"),
         "the password was logged: {warning}"
     );
+}
+
+#[tokio::test]
+async fn metrics_export_the_settings_alert_rules_compare_against() {
+    let app = TestApp::spawn(&[
+        ("--max-connections", "50"),
+        ("--drain-timeout-secs", "7"),
+        ("--desired-replicas", "3"),
+    ])
+    .await;
+    assert_eq!(metric(app.addr, "switchyard_max_connections").await, 50.0);
+    assert_eq!(
+        metric(app.addr, "switchyard_drain_timeout_seconds").await,
+        7.0
+    );
+    assert_eq!(metric(app.addr, "switchyard_desired_replicas").await, 3.0);
+    let uncapped = TestApp::spawn(&[]).await;
+    assert_eq!(
+        metric(uncapped.addr, "switchyard_max_connections").await,
+        0.0
+    );
+    assert_eq!(
+        metric(uncapped.addr, "switchyard_desired_replicas").await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_say_whether_the_instance_is_ready_at_each_scrape() {
+    // No /readyz is asked first: the scrape itself evaluates readiness.
+    let app = TestApp::spawn(&[]).await;
+    assert_eq!(metric(app.addr, "switchyard_ready").await, 1.0);
+    let unreachable = unreachable_url();
+    let no_store = TestApp::spawn_with(&[("--redis-url", unreachable.as_str())]).await;
+    assert_eq!(metric(no_store.addr, "switchyard_ready").await, 0.0);
+    assert_eq!(no_store.get("/readyz").await.status(), 503);
+}
+
+#[tokio::test]
+async fn a_drain_is_exported_with_the_time_it_began() {
+    let redis = TestRedis::start().await;
+    let url = redis.url();
+    redis.migrate().await;
+    let mut server = TestBinary::start(&[
+        ("REDIS_URL", url.as_str()),
+        ("DRAIN_SPREAD_MS", "3000"),
+        ("DRAIN_TIMEOUT_SECS", "5"),
+    ])
+    .await;
+    assert_eq!(
+        metric(server.addr, "switchyard_drain_started_timestamp_seconds").await,
+        0.0
+    );
+    // A connection keeps the drain going for up to DRAIN_SPREAD_MS.
+    let (_client, _) = WsClient::open(server.addr, None).await;
+    let signalled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    server.sigterm();
+    within(
+        Duration::from_secs(2),
+        "the drain to show in /metrics",
+        async {
+            while metric(server.addr, "switchyard_draining").await != 1.0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        },
+    )
+    .await;
+    let started = metric(server.addr, "switchyard_drain_started_timestamp_seconds").await;
+    assert!(
+        (signalled - 1.0..signalled + 5.0).contains(&started),
+        "drain began at {started}, signal sent at {signalled}"
+    );
+    assert_eq!(metric(server.addr, "switchyard_ready").await, 0.0);
+    assert!(server.exit_status(Duration::from_secs(10)).await.success());
 }
