@@ -10,8 +10,10 @@ message in flight, closes, and the run compares every session's count in Redis w
 acknowledged to it. The result is one JSON object on stdout.
 
 usage: clients.py URL CLIENTS INTERVAL_MS READY_FILE STOP_FILE REDIS
-REDIS is the sessions' Redis as PORT (on 127.0.0.1), HOST:PORT (a container's address) or
-exec:CONTAINER (redis-cli inside that container, for a network the host has no route into).
+REDIS is the sessions' Redis as PORT (on 127.0.0.1), HOST:PORT (a container's address),
+exec:CONTAINER (redis-cli inside that container, for a network the host has no route into),
+sentinel:HOST:PORT[/MASTER_NAME] (the primary that sentinel names when the counts are read) or
+cluster:HOST:PORT (any node of a Redis Cluster; redis-cli -c follows the slots).
 """
 
 import asyncio
@@ -159,11 +161,28 @@ async def run_client(url, interval, stats, stop, connected):
             closed_at = time.monotonic()
 
 
+def sentinel_primary(address):
+    """HOST:PORT of the primary the sentinel at `address` (HOST:PORT[/MASTER_NAME]) names now."""
+    sentinel, _, name = address.partition("/")
+    host, _, port = sentinel.rpartition(":")
+    out = subprocess.run(
+        ["redis-cli", "-h", host or "127.0.0.1", "-p", port, "--raw",
+         "sentinel", "get-master-addr-by-name", name or "switchyard"],
+        capture_output=True, text=True, timeout=10, check=True,
+    ).stdout.split()
+    if len(out) != 2:
+        raise SystemExit(f"the sentinel at {sentinel} names no primary for {name or 'switchyard'}")
+    return f"{out[0]}:{out[1]}"
+
+
 def redis_cli(address):
     if address.startswith("exec:"):
         return ["docker", "exec", "-i", address.removeprefix("exec:"), "redis-cli", "--raw"]
-    host, _, port = address.rpartition(":")
-    return ["redis-cli", "-h", host or "127.0.0.1", "-p", port, "--raw"]
+    cluster = address.startswith("cluster:")
+    if address.startswith("sentinel:"):
+        address = sentinel_primary(address.removeprefix("sentinel:"))
+    host, _, port = address.removeprefix("cluster:").rpartition(":")
+    return ["redis-cli", *(["-c"] if cluster else []), "-h", host or "127.0.0.1", "-p", port, "--raw"]
 
 
 def redis_counts(address, session_ids):
@@ -171,6 +190,8 @@ def redis_counts(address, session_ids):
     out = subprocess.run(
         redis_cli(address), input=commands, capture_output=True, text=True, timeout=60, check=True
     ).stdout.splitlines()
+    # redis-cli -c (a cluster) prints each redirection it follows on a line of its own.
+    out = [line for line in out if not line.startswith("-> Redirected")]
     return [int(line) if line.strip() else 0 for line in out]
 
 
