@@ -184,9 +184,19 @@ run_migrations() {
     if "$SWITCHYARD_BIN" --help | grep -q migrate; then run_migrate; fi
 }
 
+# color_running COLOR: at least one instance of COLOR runs.
+color_running() {
+    local name url
+    while read -r name url; do
+        if is_running "$name"; then return 0; fi
+    done <<<"$(color_instances "$1")"
+    return 1
+}
+
 start_color_if_needed() {
     local color=$1 name url
-    if ! ls "$STACK_DIR"/"$color"-*.pid >/dev/null 2>&1; then install_build "$color"; fi
+    # A color none of whose replicas runs starts on the current build.
+    color_running "$color" || install_build "$color"
     start_color "$color" || die "$color did not start: see $LOG_DIR/$color-*.log"
     while read -r name url; do
         wait_until 20 "$name /readyz" http_ok "$url/readyz" || die "$name did not become ready: see $LOG_DIR/$name.log"
