@@ -178,6 +178,8 @@ build_release() {
         (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
     fi
     [ -x "$SWITCHYARD_BIN" ] || die "no switchyard binary at $SWITCHYARD_BIN"
+    server_reads_topology "$SWITCHYARD_BIN" ||
+        die "$SWITCHYARD_BIN does not read REDIS_TOPOLOGY=$REDIS_TOPOLOGY's variables (see its serve --help): use a build that does"
 }
 
 run_migrations() {

@@ -121,6 +121,18 @@ with_redis_env() {
     "${REDIS_ENV[@]}" "$@"
 }
 
+# server_reads_topology BINARY: the switchyard BINARY reads the variables of REDIS_TOPOLOGY
+# (a single Redis, every build does).
+server_reads_topology() {
+    local help
+    help=$("$1" serve --help 2>&1) || return 1
+    case "$REDIS_TOPOLOGY" in
+        single) return 0 ;;
+        sentinel) grep -q REDIS_SENTINELS <<<"$help" ;;
+        cluster) grep -q REDIS_CLUSTER_NODES <<<"$help" ;;
+    esac
+}
+
 redis_ping() { redis-cli -p "$1" ping | grep -q PONG; }
 
 # ── starting

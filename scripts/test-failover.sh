@@ -37,16 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# server_reads TOPOLOGY: the release binary knows the topology's variables.
-server_reads() {
-    local help
-    help=$("$ROOT/target/release/switchyard" serve --help 2>&1)
-    case "$1" in
-        sentinel) grep -q REDIS_SENTINELS <<<"$help" ;;
-        cluster) grep -q REDIS_CLUSTER_NODES <<<"$help" ;;
-    esac
-}
-
 # start_topology_stack TOPOLOGY: a private stack, REPLICAS=2, on free ports.
 start_topology_stack() {
     local extra=()
@@ -158,6 +148,7 @@ run_topology() {
     "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
 }
 
+STACK=local use_stack
 ensure_redis
 ensure_apt redis-sentinel redis-sentinel
 ensure_venv
@@ -165,7 +156,7 @@ log "building the release binary"
 (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
 for topology in $TOPOLOGIES; do
     case "$topology" in sentinel | cluster) ;; *) die "FAILOVER_TOPOLOGIES has '$topology': sentinel or cluster" ;; esac
-    if ! server_reads "$topology"; then
+    if ! REDIS_TOPOLOGY=$topology server_reads_topology "$ROOT/target/release/switchyard"; then
         log "SKIPPED $topology: this build of switchyard does not read REDIS_TOPOLOGY=$topology yet"
         REPORT+=("$topology: skipped (the server does not read its variables)")
         continue
