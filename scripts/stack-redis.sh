@@ -258,7 +258,19 @@ start_cluster_redis() {
     for port in $(words "$REDIS_PORTS"); do
         wait_until 30 "127.0.0.1:$port to report cluster_state:ok" cluster_ok "$port" ||
             die "the cluster did not become ok: see $LOG_DIR/redis-*.log"
+        # A replica that never synced would not take over its primary's slots.
+        wait_until 30 "127.0.0.1:$port to have its replica, or its primary, in sync" node_in_sync "$port" ||
+            die "127.0.0.1:$port did not sync with its primary or replica: see $LOG_DIR/redis-*.log"
     done
+}
+
+# node_in_sync PORT: a primary with a replica online, or a replica whose link is up.
+node_in_sync() {
+    case "$(node_role "$1")" in
+        primary) primary_has_replicas "$1" 1 ;;
+        replica*) redis-cli -p "$1" info replication | grep -q '^master_link_status:up' ;;
+        *) return 1 ;;
+    esac
 }
 
 # cluster_info PORT FIELD: FIELD of CLUSTER INFO on the node on PORT.
@@ -283,7 +295,7 @@ cluster_primaries() {
     for port in $(words "$REDIS_PORTS"); do
         out=$(redis-cli -p "$port" cluster nodes 2>/dev/null) || continue
         [ -n "$out" ] || continue
-        awk '$3 ~ /master/ && $3 !~ /fail/ { sub(/@.*/, "", $2); slots = ""; for (i = 9; i <= NF; i++) slots = slots (slots ? "," : "") $i; print $2, "slots " slots }' <<<"$out" | sort
+        awk '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { sub(/@.*/, "", $2); slots = ""; for (i = 9; i <= NF; i++) slots = slots (slots ? "," : "") $i; print $2, "slots " slots }' <<<"$out" | sort
         return 0
     done
     return 1

@@ -62,14 +62,19 @@ primary_of_slot() {
         split(ranges[i], r, "-"); if (r[2] == "") r[2] = r[1]; if (slot >= r[1] && slot <= r[2]) print $1 } }'
 }
 
-# new_primary_named OLD: the primary in use (for the slots OLD served) is another node.
+# primary_in_use: HOST:PORT of the primary the sentinels name (on the cluster, of slot 0).
+primary_in_use() {
+    case "$REDIS_TOPOLOGY" in
+        sentinel) sentinel_primary ;;
+        cluster) primary_of_slot 0 ;;
+    esac
+}
+
+# new_primary_named OLD: the primary in use is another node than OLD.
 new_primary_named() {
     local now
-    case "$REDIS_TOPOLOGY" in
-        sentinel) now=$(sentinel_primary) ;;
-        cluster) now=$(primary_of_slot "$KILLED_SLOT") ;;
-    esac
-    [ -n "$now" ] && [ "$now" != "$1" ] && NEW_PRIMARY=$now
+    now=$(primary_in_use)
+    [ -n "$now" ] && [ "$now" != "$1" ]
 }
 
 progress_mtime() { stat -c %.3Y "$WORK/clients.stop.progress"; }
@@ -82,12 +87,7 @@ acked_beyond() { [ "$(acked_so_far)" -gt "$1" ]; }
 # to CLIENTS messages applied before the kill may be acknowledged after it.
 kill_primary() {
     local old name pid killed_at at_kill now
-    if [ "$REDIS_TOPOLOGY" = sentinel ]; then
-        old=$(sentinel_primary)
-    else
-        KILLED_SLOT=0
-        old=$(primary_of_slot "$KILLED_SLOT")
-    fi
+    old=$(primary_in_use)
     name=$(node_on "${old##*:}")
     pid=$(pid_of "$name") || { log "    no live $name for primary $old"; return 1; }
     KILLED=$name
@@ -97,7 +97,7 @@ kill_primary() {
     wait_until "$FAILOVER_TIMEOUT" "a new primary to be named" new_primary_named "$old" || return 1
     clock_ms now
     FAILOVER_MS=$((now - killed_at))
-    log "  new primary $NEW_PRIMARY named $FAILOVER_MS ms after the kill"
+    log "  new primary $(primary_in_use) named $FAILOVER_MS ms after the kill"
     wait_until 5 "a progress sample after the kill" progress_after "$killed_at" || return 1
     at_kill=$(acked_so_far)
     if [ "$REDIS_TOPOLOGY" = cluster ]; then
