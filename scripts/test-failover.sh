@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end Redis failover test on private stacks (free ports, their own STACK_DIR), two
-# replicas per color behind Traefik, for each topology of FAILOVER_TOPOLOGIES (sentinel cluster):
-#   a few hundred clients send numbered messages (same-seq resend); kill -9 of the Redis
-#   primary (on the cluster: one primary of three) mid-run; the sentinels (or the cluster) name
+# End-to-end failover test on private stacks (free ports, their own STACK_DIR), two replicas
+# per color behind Traefik, for each topology of FAILOVER_TOPOLOGIES (single sentinel cluster):
+#   a few hundred clients send numbered messages (same-seq resend); mid-run, kill -9 of an app
+#   replica (single: blue-1; Traefik's health check takes it out, its clients reconnect to
+#   blue-2), or of the Redis primary (on the cluster: one primary of three); the sentinels (or the cluster) name
 #   a new primary within FAILOVER_TIMEOUT s; the clients keep going; then a promote blue →
 #   green under the same load. On the cluster the killed node is started again once its
 #   replica took over (as a supervisor would), so that its shard has a replica to acknowledge.
 # Asserted: every session's count in Redis equals what was acknowledged (0 lost, 0 doubled),
-# every session accounted for, every reconnect resumed, no failed connect, the promote
-# succeeded and every old replica exited 0. Reported: the failover time (kill → new primary
+# every session accounted for, every reconnect resumed, no failed connect (but for the killed
+# app replica's, until Traefik's health check took it out), the promote succeeded and every
+# old replica that was not killed exited 0. Reported: the failover time (kill → new primary
 # named) and the recovery time (kill → acknowledged messages flowing again, measured from the
 # clients' progress file, sampled every 100 ms).
 # A topology the server does not read yet (no REDIS_TOPOLOGY in `switchyard serve --help`) is
@@ -18,7 +20,7 @@ set -euo pipefail
 
 CLIENTS=${E2E_CLIENTS:-200}
 FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-30}
-TOPOLOGIES=${FAILOVER_TOPOLOGIES:-sentinel cluster}
+TOPOLOGIES=${FAILOVER_TOPOLOGIES:-single sentinel cluster}
 TOP=$(mktemp -d /tmp/switchyard-failover.XXXXXX)
 WORK=$TOP
 export STACK=local
@@ -41,6 +43,7 @@ trap cleanup EXIT
 start_topology_stack() {
     local extra=()
     case "$1" in
+        single) extra=(REDIS_PORT="$(free_port)") ;;
         sentinel) extra=(REDIS_PORTS="$(free_ports 3)" SENTINEL_PORTS="$(free_ports 3)") ;;
         cluster) extra=(REDIS_PORTS="$(free_ports 6)" CLUSTER_BUS_PORTS="$(free_ports 6)") ;;
     esac
@@ -111,9 +114,22 @@ kill_primary() {
     log "  acknowledged messages flow again $RECOVERY_MS ms after the kill"
 }
 
+# kill_app_replica: kill -9 of blue-1 under load; Traefik's health check must take it out of
+# blue's service, and its clients go on through blue-2.
+kill_app_replica() {
+    local pid
+    KILLED="blue-1"
+    pid=$(pid_of blue-1) || { log "    blue-1 is not running"; return 1; }
+    log "  kill -9 blue-1 (pid $pid)"
+    kill -KILL "$pid"
+    wait_until 10 "Traefik's health check to take blue-1 out" blue_not_all_up
+}
+blue_not_all_up() { ! traefik_sees_up blue; }
+
 every_old_replica_exited_zero() {
     local name url
     while read -r name url; do
+        [ "$name" != "$KILLED" ] || continue
         [ "$(cat "$STACK_DIR/$name.exit" 2>/dev/null)" = 0 ] || { log "    $name: exit $(cat "$STACK_DIR/$name.exit" 2>/dev/null || echo none)"; return 1; }
     done <<<"$(color_instances blue)"
 }
@@ -121,6 +137,7 @@ every_old_replica_exited_zero() {
 # counts_address: where the clients read every session's count at the end.
 counts_address() {
     case "$REDIS_TOPOLOGY" in
+        single) echo "$REDIS_PORT" ;;
         sentinel) echo "sentinel:127.0.0.1:$(words "$SENTINEL_PORTS" | head -n 1)/$REDIS_MASTER_NAME" ;;
         cluster) echo "cluster:127.0.0.1:$(words "$REDIS_PORTS" | tail -n 1)" ;;
     esac
@@ -135,15 +152,25 @@ run_topology() {
     start_topology_stack "$topology"
     start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$(counts_address)"
     let_traffic_flow
-    check "$topology: a new primary is named and messages are acknowledged again" kill_primary
+    if [ "$topology" = single ]; then
+        check "single: an app replica killed, Traefik takes it out" kill_app_replica
+    else
+        check "$topology: a new primary is named and messages are acknowledged again" kill_primary
+    fi
     let_traffic_flow
     log "  promote blue → green under the same load"
     check "$topology: promote to green succeeds (2 replicas)" promote_ok green
     check "$topology: every blue replica drained and exited 0" every_old_replica_exited_zero
     let_traffic_flow
     stop_clients
-    check_no_failed_connect
     check_nothing_lost
+    if [ "$topology" = single ]; then
+        check "single: every client reconnected after the promote" test "$(result reconnects)" -ge "$CLIENTS"
+        REPORT+=("single: killed blue-1; $(result failed_connects) failed connects before Traefik took it out (each retried); $(result acked) acknowledged, lost $(result lost), doubled $(result doubled), reconnect p99 $(result reconnect_ms_p99) ms")
+        "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
+        return
+    fi
+    check_no_failed_connect
     REPORT+=("$topology: killed $KILLED; new primary named in ${FAILOVER_MS:-?} ms; acknowledged again after ${RECOVERY_MS:-?} ms; $(result acked) acknowledged, lost $(result lost), doubled $(result doubled), store errors resent $(result store_errors), reconnect p99 $(result reconnect_ms_p99) ms")
     "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
 }
@@ -155,7 +182,7 @@ ensure_venv
 log "building the release binary"
 (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
 for topology in $TOPOLOGIES; do
-    case "$topology" in sentinel | cluster) ;; *) die "FAILOVER_TOPOLOGIES has '$topology': sentinel or cluster" ;; esac
+    case "$topology" in single | sentinel | cluster) ;; *) die "FAILOVER_TOPOLOGIES has '$topology': single, sentinel or cluster" ;; esac
     if ! REDIS_TOPOLOGY=$topology server_reads_topology "$ROOT/target/release/switchyard"; then
         log "SKIPPED $topology: this build of switchyard does not read REDIS_TOPOLOGY=$topology yet"
         REPORT+=("$topology: skipped (the server does not read its variables)")
