@@ -60,21 +60,28 @@ http:
     switchyard:
       entryPoints: [web]
       rule: "PathPrefix(\`/\`)"
+      middlewares: [switchyard-retry]
       service: switchyard-active
     switchyard-blue:
       entryPoints: [web]
       rule: "PathPrefix(\`/blue\`)"
-      middlewares: [switchyard-strip-color]
+      middlewares: [switchyard-strip-color, switchyard-retry]
       service: switchyard-blue
     switchyard-green:
       entryPoints: [web]
       rule: "PathPrefix(\`/green\`)"
-      middlewares: [switchyard-strip-color]
+      middlewares: [switchyard-strip-color, switchyard-retry]
       service: switchyard-green
   middlewares:
     switchyard-strip-color:
       stripPrefix:
         prefixes: ["/blue", "/green"]
+    # An upgrade whose replica refuses the connection (it died, and the health check has not
+    # seen it yet) is tried again on another server of the service, not answered 502.
+    switchyard-retry:
+      retry:
+        attempts: 5
+        initialInterval: 20ms
   services:
 YAML
     # shellcheck disable=SC2086 # each list is split into its URLs
