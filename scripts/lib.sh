@@ -23,7 +23,7 @@ ensure_apt() {
     command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
 }
 
-ensure_redis() { ensure_apt redis-server redis-server; }
+ensure_redis() { ensure_apt redis-server redis-server && ensure_apt redis-sentinel redis-sentinel; }
 
 # ensure_venv: the project venv with every pin in scripts/requirements.txt,
 # reinstalled only when that file changes.

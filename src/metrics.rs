@@ -35,6 +35,8 @@ pub struct Metrics {
     sessions_resumed: IntCounter,
     redis_errors: IntCounter,
     draining: IntGauge,
+    /// `redis_primary_info{topology, primary}`: 1 for each primary in use.
+    redis_primary: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -163,6 +165,17 @@ impl Metrics {
                 r,
                 IntGauge::new("draining", "1 while this instance drains").expect("valid"),
             ),
+            redis_primary: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "redis_primary_info",
+                        "The Redis topology and the primary (or cluster primaries) in use",
+                    ),
+                    &["topology", "primary"],
+                )
+                .expect("valid"),
+            ),
             registry,
         }
     }
@@ -222,6 +235,16 @@ impl Metrics {
 
     pub fn set_draining(&self) {
         self.draining.set(1);
+    }
+
+    /// The primaries now in use replace those shown before.
+    pub fn set_redis_primaries(&self, topology: &str, primaries: &[String]) {
+        self.redis_primary.reset();
+        for primary in primaries {
+            self.redis_primary
+                .with_label_values(&[topology, primary.as_str()])
+                .set(1);
+        }
     }
 
     /// The Prometheus text exposition of every family.

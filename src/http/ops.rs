@@ -16,8 +16,15 @@ pub(super) async fn healthz() -> &'static str {
 /// `/readyz`: 200 when the store answers and the instance is not draining, else 503 and why.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let color = state.config.color;
+    let redis = || {
+        state
+            .store
+            .redis_primaries()
+            .map(|(topology, primaries)| json!({ "topology": topology, "primaries": primaries }))
+    };
     let not_ready = |code: &str, extra: serde_json::Value| {
-        let mut body = json!({ "status": "not_ready", "code": code, "color": color });
+        let mut body =
+            json!({ "status": "not_ready", "code": code, "color": color, "redis": redis() });
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }
@@ -32,7 +39,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     };
     match state.store.read_within_deadline(checks).await {
         Ok(pending) if pending.is_empty() => {
-            Json(json!({ "status": "ready", "color": color })).into_response()
+            Json(json!({ "status": "ready", "color": color, "redis": redis() })).into_response()
         }
         Ok(pending) => not_ready(
             "migration_pending",
@@ -47,6 +54,9 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `/metrics`: the Prometheus text format.
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some((topology, primaries)) = state.store.redis_primaries() {
+        state.metrics.set_redis_primaries(topology, &primaries);
+    }
     (
         [(
             header::CONTENT_TYPE,

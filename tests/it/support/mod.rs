@@ -6,6 +6,7 @@ pub(crate) mod client;
 pub(crate) mod raw;
 pub(crate) mod redis;
 pub(crate) mod sender;
+pub(crate) mod topology;
 pub(crate) mod wait;
 
 pub(crate) use app::TestApp;
