@@ -77,11 +77,13 @@ http:
       stripPrefix:
         prefixes: ["/blue", "/green"]
     # An upgrade whose replica refuses the connection (it died, and the health check has not
-    # seen it yet) is tried again on another server of the service, not answered 502.
+    # seen it yet) is tried again, not answered 502: the balancer picks again each time, and
+    # the backoff (50 ms doubling, 8 attempts: over 6 s) outlasts the health check's interval
+    # plus its timeout, after which the dead replica is no longer picked.
     switchyard-retry:
       retry:
-        attempts: 5
-        initialInterval: 20ms
+        attempts: 8
+        initialInterval: 50ms
   services:
 YAML
     # shellcheck disable=SC2086 # each list is split into its URLs
