@@ -101,7 +101,7 @@ traefik_sees_up() {
 }
 
 # traefik_active_url: the (first) server URL Traefik's API reports for the active service.
-traefik_active_url() { traefik_active_urls | head -n 1; }
+traefik_active_url() { traefik_active_urls | sed -n 1p; }
 
 # traefik_active_urls: every server URL of the active service in Traefik's API, sorted.
 traefik_active_urls() {
