@@ -251,10 +251,14 @@ async fn assert_exactly_once(
     let store = store(config);
     let mut recoveries = Vec::new();
     for (sender, first_after_kill) in &finished {
-        assert!(sender.tally.violations.is_empty(), "{:?}", sender.tally);
-        assert_eq!(sender.acked, sender.numbered);
         let id = uuid::Uuid::parse_str(&sender.session_id).expect("uuid");
         let stored = store.open(Some(id)).await.expect("read the session");
+        assert!(
+            sender.tally.violations.is_empty(),
+            "session {id}: {:?}; stored {stored:?}",
+            sender.tally
+        );
+        assert_eq!(sender.acked, sender.numbered);
         assert!(stored.resumed, "session {id} survived");
         assert_eq!(
             (stored.count, stored.last_seq),

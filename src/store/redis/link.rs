@@ -15,7 +15,7 @@ use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::Sentinel;
 use redis::{AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
@@ -31,6 +31,35 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// `WAIT replicas timeout_ms` on the node, or on every primary of a cluster: the replicas
+    /// each primary answered (a cluster's fan-out silently leaves out a primary it has no
+    /// connection to, so the caller checks how many answered).
+    pub(crate) async fn wait(
+        &mut self,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<Vec<i64>> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout_ms);
+        match self {
+            Link::Node(c) => Ok(vec![wait.query_async(c).await?]),
+            Link::Cluster(c) => {
+                let answers = c
+                    .route_command(
+                        wait,
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?;
+                let answers: Vec<(String, redis::Value)> =
+                    redis::FromRedisValue::from_redis_value(answers)?;
+                answers
+                    .into_iter()
+                    .map(|(_, answer)| Ok(redis::FromRedisValue::from_redis_value(answer)?))
+                    .collect()
+            }
+        }
+    }
+
     /// Whether the link recovers from node failures by itself (the cluster connection), so the
     /// store must not drop it on an error.
     pub(crate) fn heals_itself(&self) -> bool {
