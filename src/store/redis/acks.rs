@@ -49,7 +49,8 @@ impl Default for Finished {
 #[derive(Debug)]
 pub(super) struct NotAcked {
     pub(super) reason: String,
-    /// The connection failed: drop it.
+    /// The connection failed, or its primary lacks replicas: drop it, so the next call
+    /// connects again (and, with Sentinel, asks which node is the primary now).
     pub(super) broken: bool,
 }
 
@@ -114,7 +115,9 @@ impl Acks {
                     "{acked} of the {} replicas required (REDIS_MIN_REPLICAS_ACKED) acknowledged the write in time",
                     self.replicas
                 ),
-                broken: false,
+                // A primary cut off from its replicas may have been replaced meanwhile (it
+                // would go on taking writes no one else sees): a new connection asks again.
+                broken: true,
             }),
             Err(error) => Err(NotAcked {
                 reason: format!("WAIT for replicas failed: {error}"),
