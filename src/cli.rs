@@ -536,6 +536,102 @@ mod tests {
         assert_eq!(redis.timeout, Duration::from_millis(250));
     }
 
+    fn redis_of(args: &[&str]) -> Result<RedisConfig, String> {
+        let config = parse(args)?;
+        match config.store {
+            StoreConfig::Redis(redis) => Ok(redis),
+            StoreConfig::Memory => Err("memory store".into()),
+        }
+    }
+
+    #[test]
+    fn the_single_topology_is_the_default_without_replica_acknowledgement() {
+        let redis = redis_of(&[]).expect("defaults");
+        assert_eq!(
+            redis.topology,
+            Topology::Single {
+                url: "redis://127.0.0.1:6379".into()
+            }
+        );
+        assert_eq!(redis.min_replicas_acked, 0);
+    }
+
+    #[test]
+    fn sentinel_and_cluster_wait_for_one_replica_unless_told() {
+        let sentinel = redis_of(&[
+            "--redis-topology",
+            "sentinel",
+            "--redis-sentinels",
+            "10.0.0.1:26379,10.0.0.2:26379",
+        ])
+        .expect("valid");
+        assert_eq!(
+            sentinel.topology,
+            Topology::Sentinel {
+                sentinels: vec!["10.0.0.1:26379".into(), "10.0.0.2:26379".into()],
+                master_name: "switchyard".into()
+            }
+        );
+        assert_eq!(sentinel.min_replicas_acked, 1);
+        let cluster = redis_of(&[
+            "--redis-topology",
+            "cluster",
+            "--redis-cluster-nodes",
+            "n1:7000",
+            "--redis-min-replicas-acked",
+            "0",
+        ])
+        .expect("valid");
+        assert_eq!(
+            cluster.topology,
+            Topology::Cluster {
+                nodes: vec!["n1:7000".into()]
+            }
+        );
+        assert_eq!(cluster.min_replicas_acked, 0);
+    }
+
+    #[test]
+    fn a_variable_of_another_topology_is_refused_by_name() {
+        for (args, variable) in [
+            (vec!["--redis-sentinels", "s:26379"], "REDIS_SENTINELS"),
+            (vec!["--redis-master-name", "m"], "REDIS_MASTER_NAME"),
+            (
+                vec!["--redis-cluster-nodes", "n:7000"],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec!["--redis-topology", "sentinel", "--redis-url", "redis://r"],
+                "REDIS_URL",
+            ),
+            (
+                vec![
+                    "--redis-topology",
+                    "cluster",
+                    "--redis-sentinels",
+                    "s:26379",
+                    "--redis-cluster-nodes",
+                    "n:7000",
+                ],
+                "REDIS_SENTINELS",
+            ),
+            (vec!["--redis-topology", "sentinel"], "REDIS_SENTINELS"),
+            (vec!["--redis-topology", "cluster"], "REDIS_CLUSTER_NODES"),
+            (
+                vec!["--redis-topology", "cluster", "--redis-cluster-nodes", "n"],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (vec!["--redis-topology", "ring"], "REDIS_TOPOLOGY"),
+            (
+                vec!["--redis-min-replicas-acked", "many"],
+                "REDIS_MIN_REPLICAS_ACKED",
+            ),
+        ] {
+            let error = error_of(&args);
+            assert!(error.contains(variable), "{args:?}: {error}");
+        }
+    }
+
     #[test]
     fn origins_are_parsed_and_checked() {
         let config = parse(&[

@@ -24,9 +24,6 @@ const CLIENTS: usize = 30;
 /// Acknowledgements must resume this soon after the kill (Sentinel's down-after is 1 s).
 const RECOVERY_BOUND: Duration = Duration::from_secs(10);
 
-/// The deployments take most of the two cores: one test at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn sentinel_config(sentinel: &TestSentinel) -> RedisConfig {
     let topology = Topology::sentinel(&sentinel.addrs(), MASTER_NAME.to_owned()).expect("valid");
     RedisConfig::with_topology(topology, STORE_TIMEOUT_MS, None).expect("valid")
@@ -124,7 +121,7 @@ async fn store_contract_and_migration(
 
 #[tokio::test]
 async fn sentinel_keeps_the_store_contract_and_migrates() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let sentinel = TestSentinel::start().await;
     let primary = sentinel.primary_port().await;
     let old = redis::Client::open(format!("redis://127.0.0.1:{primary}"))
@@ -137,7 +134,7 @@ async fn sentinel_keeps_the_store_contract_and_migrates() {
 
 #[tokio::test]
 async fn cluster_keeps_the_store_contract_and_migrates() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let cluster = TestCluster::start().await;
     let old = redis::cluster::ClusterClient::new(
         cluster
@@ -251,10 +248,14 @@ async fn assert_exactly_once(
     let store = store(config);
     let mut recoveries = Vec::new();
     for (sender, first_after_kill) in &finished {
-        assert!(sender.tally.violations.is_empty(), "{:?}", sender.tally);
-        assert_eq!(sender.acked, sender.numbered);
         let id = uuid::Uuid::parse_str(&sender.session_id).expect("uuid");
         let stored = store.open(Some(id)).await.expect("read the session");
+        assert!(
+            sender.tally.violations.is_empty(),
+            "session {id}: {:?}; stored {stored:?}",
+            sender.tally
+        );
+        assert_eq!(sender.acked, sender.numbered);
         assert!(stored.resumed, "session {id} survived");
         assert_eq!(
             (stored.count, stored.last_seq),
@@ -302,7 +303,7 @@ async fn serve(env: &[(&'static str, String)]) -> TestBinary {
 
 #[tokio::test]
 async fn a_sentinel_failover_loses_and_doubles_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let mut sentinel = TestSentinel::start().await;
     let config = sentinel_config(&sentinel);
     switchyard::migrate::run(&config).await.expect("migrate");
@@ -330,7 +331,7 @@ async fn a_sentinel_failover_loses_and_doubles_nothing() {
 
 #[tokio::test]
 async fn a_cluster_primary_killed_loses_and_doubles_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let mut cluster = TestCluster::start().await;
     let config = cluster_config(&cluster);
     switchyard::migrate::run(&config).await.expect("migrate");

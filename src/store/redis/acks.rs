@@ -3,7 +3,8 @@
 //! writes completed before it was sent. One `WAIT` is in flight per connection at a time (it
 //! blocks the connection's other commands in Redis while it waits); callers that arrive
 //! meanwhile are covered by the next one, so a burst of N writes costs about two `WAIT`s, not N.
-//! On a cluster connection `WAIT` goes to every primary and the least count is taken.
+//! On a cluster connection `WAIT` goes to every primary (each covering the writes this client
+//! made on it) and every primary must answer with enough replicas.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,7 +49,8 @@ impl Default for Finished {
 #[derive(Debug)]
 pub(super) struct NotAcked {
     pub(super) reason: String,
-    /// The connection failed: drop it.
+    /// The connection failed, or its primary lacks replicas: drop it, so the next call
+    /// connects again (and, with Sentinel, asks which node is the primary now).
     pub(super) broken: bool,
 }
 
@@ -63,7 +65,13 @@ impl Acks {
 
     /// Returns once a `WAIT` sent after this call began (so after the caller's write was
     /// answered) counted enough replicas, by `deadline` (the caller bounds the call with it).
-    pub(super) async fn confirm(&self, link: &Link, deadline: Instant) -> Result<(), NotAcked> {
+    /// `primaries`: how many primaries must answer (a cluster's).
+    pub(super) async fn confirm(
+        &self,
+        link: &Link,
+        primaries: usize,
+        deadline: Instant,
+    ) -> Result<(), NotAcked> {
         if self.replicas == 0 {
             return Ok(());
         }
@@ -74,15 +82,20 @@ impl Acks {
             let left = deadline.saturating_duration_since(Instant::now());
             // WAIT's timeout 0 would block for ever: at least 1 ms.
             let timeout_ms = left.as_millis().clamp(1, u64::MAX.into()) as u64;
-            let answer: Result<i64, RedisError> = redis::cmd("WAIT")
-                .arg(self.replicas)
-                .arg(timeout_ms)
-                .query_async(&mut link.clone())
-                .await;
+            let answer: Result<Vec<i64>, RedisError> =
+                link.clone().wait(self.replicas, timeout_ms).await;
             *last = match answer {
-                Ok(replicas) => Finished {
+                Ok(answers) if answers.len() < primaries.max(1) => Finished {
                     id,
-                    replicas: Ok(replicas),
+                    replicas: Err(format!(
+                        "WAIT reached {} of the {primaries} primaries",
+                        answers.len()
+                    )),
+                    broken: false,
+                },
+                Ok(answers) => Finished {
+                    id,
+                    replicas: Ok(answers.into_iter().min().unwrap_or_default()),
                     broken: false,
                 },
                 Err(error) => Finished {
@@ -102,7 +115,9 @@ impl Acks {
                     "{acked} of the {} replicas required (REDIS_MIN_REPLICAS_ACKED) acknowledged the write in time",
                     self.replicas
                 ),
-                broken: false,
+                // A primary cut off from its replicas may have been replaced meanwhile (it
+                // would go on taking writes no one else sees): a new connection asks again.
+                broken: true,
             }),
             Err(error) => Err(NotAcked {
                 reason: format!("WAIT for replicas failed: {error}"),

@@ -15,7 +15,7 @@ use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::Sentinel;
 use redis::{AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
@@ -31,6 +31,35 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// `WAIT replicas timeout_ms` on the node, or on every primary of a cluster: the replicas
+    /// each primary answered (a cluster's fan-out silently leaves out a primary it has no
+    /// connection to, so the caller checks how many answered).
+    pub(crate) async fn wait(
+        &mut self,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<Vec<i64>> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout_ms);
+        match self {
+            Link::Node(c) => Ok(vec![wait.query_async(c).await?]),
+            Link::Cluster(c) => {
+                let answers = c
+                    .route_command(
+                        wait,
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?;
+                let answers: Vec<(String, redis::Value)> =
+                    redis::FromRedisValue::from_redis_value(answers)?;
+                answers
+                    .into_iter()
+                    .map(|(_, answer)| Ok(redis::FromRedisValue::from_redis_value(answer)?))
+                    .collect()
+            }
+        }
+    }
+
     /// Whether the link recovers from node failures by itself (the cluster connection), so the
     /// store must not drop it on an error.
     pub(crate) fn heals_itself(&self) -> bool {
@@ -242,15 +271,18 @@ pub(crate) async fn cluster_primaries(
     Ok(primaries_of(&text))
 }
 
-/// Parses `CLUSTER NODES`: the `host:port` of every master not flagged as failing.
+/// Parses `CLUSTER NODES`: the `host:port` of every master that serves slots and is not
+/// flagged as failing (the nodes a fan-out to all primaries reaches).
 fn primaries_of(nodes: &str) -> Vec<String> {
     let mut primaries: Vec<String> = nodes
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let flags = fields.get(2)?;
+            let serves_slots = fields.len() > 8;
             let is_primary = flags.split(',').any(|f| f == "master")
-                && !flags.split(',').any(|f| f == "fail" || f == "fail?");
+                && !flags.split(',').any(|f| f == "fail" || f == "fail?")
+                && serves_slots;
             let address = fields.get(1)?.split('@').next()?;
             is_primary.then(|| address.to_owned())
         })
@@ -271,6 +303,7 @@ b2 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922
 c3 127.0.0.1:7003@17003 master,fail - 0 1 3 disconnected
 d4 127.0.0.1:7004@17004 slave a1 0 1 1 connected
 e5 127.0.0.1:7005@17005 master - 0 1 4 connected 10923-16383
+f6 127.0.0.1:7006@17006 master - 0 1 5 connected
 ";
         assert_eq!(
             primaries_of(nodes),

@@ -225,7 +225,13 @@ impl RedisStore {
     /// Waits, by `deadline`, until REDIS_MIN_REPLICAS_ACKED replicas have every write `used`
     /// carried so far: an applied write not known to be on them is of unknown outcome.
     async fn replicated(&self, used: &Shared, deadline: Instant) -> Result<(), StoreError> {
-        match tokio::time::timeout_at(deadline, used.acks.confirm(&used.link, deadline)).await {
+        let primaries = self
+            .primaries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let confirmed = used.acks.confirm(&used.link, primaries, deadline);
+        match tokio::time::timeout_at(deadline, confirmed).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_acked)) => {
                 if not_acked.broken {

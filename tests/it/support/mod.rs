@@ -19,6 +19,11 @@ pub(crate) use wait::within;
 
 use std::net::SocketAddr;
 
+/// The tests that load both cores (hundreds of clients, replicated Redis deployments) run one
+/// at a time, so the timings they assert measure the server, not their siblings.
+pub(crate) static ONE_HEAVY_TEST_AT_A_TIME: tokio::sync::Mutex<()> =
+    tokio::sync::Mutex::const_new(());
+
 /// The Redis key of the session a session frame names (`switchyard::store::session_key`).
 pub(crate) fn session_key(session_id: &str) -> String {
     switchyard::store::session_key(uuid::Uuid::parse_str(session_id).expect("a UUID session id"))

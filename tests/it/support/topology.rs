@@ -51,6 +51,14 @@ pub(crate) async fn info_field(port: u16, section: &str, field: &str) -> Option<
         .map(|value| value.trim().to_owned())
 }
 
+/// A field of `CLUSTER INFO` on the node at `port` (`None` if unreachable or absent).
+async fn cluster_field(port: u16, field: &str) -> Option<String> {
+    let text: String = query(port, redis::cmd("CLUSTER").arg("INFO")).await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .map(|value| value.trim().to_owned())
+}
+
 /// Polls `check` every 50 ms until it holds (bounded by the caller's `within`).
 async fn until<F, Fut>(mut check: F)
 where
@@ -277,14 +285,8 @@ impl TestCluster {
             until(|| async {
                 for node in &cluster.nodes {
                     let port = node.port();
-                    if info_field(port, "cluster", "cluster_state")
-                        .await
-                        .as_deref()
-                        != Some("ok")
-                        || info_field(port, "cluster", "cluster_known_nodes")
-                            .await
-                            .as_deref()
-                            != Some("6")
+                    if cluster_field(port, "cluster_state").await.as_deref() != Some("ok")
+                        || cluster_field(port, "cluster_known_nodes").await.as_deref() != Some("6")
                     {
                         return false;
                     }
@@ -351,11 +353,7 @@ impl TestCluster {
                     self.nodes.iter().filter(|n| n.port() != dead).collect();
                 let mut primaries = 0;
                 for node in alive {
-                    if info_field(node.port(), "cluster", "cluster_state")
-                        .await
-                        .as_deref()
-                        != Some("ok")
-                    {
+                    if cluster_field(node.port(), "cluster_state").await.as_deref() != Some("ok") {
                         return false;
                     }
                     if info_field(node.port(), "replication", "role")
