@@ -2,22 +2,17 @@
 -- Old: string keys session:<uuid>:count with a TTL. New: hash session:{<uuid>} with field
 -- count, the same TTL (none stays none). Expand only: the old keys are left to expire.
 -- A hash that already exists is never overwritten, so running this again changes nothing.
--- KEYS: a batch of old keys (from SCAN MATCH session:*:count). Returns the number imported.
-local uuid = '^session:(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x):count$'
-local imported = 0
-for _, old in ipairs(KEYS) do
-  local id = string.match(old, uuid)
-  if id then
-    local new = 'session:{' .. string.lower(id) .. '}'
-    local count = redis.call('GET', old)
-    if count and tonumber(count) and redis.call('EXISTS', new) == 0 then
-      local ttl = redis.call('PTTL', old)
-      redis.call('HSET', new, 'count', math.floor(tonumber(count)))
-      if ttl > 0 then
-        redis.call('PEXPIRE', new, ttl)
-      end
-      imported = imported + 1
-    end
-  end
+-- One new key per call, so that on a Redis Cluster a call touches one slot: `migrate` reads the
+-- old key (GET, PTTL) and passes its value here.
+-- KEYS[1]: session:{<uuid>}   ARGV[1]: the old count   ARGV[2]: the old key's PTTL (ms; < 0: none)
+-- Returns 1 when imported, 0 when not (already there, or not a number).
+local count = tonumber(ARGV[1])
+if not count or redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
 end
-return imported
+redis.call('HSET', KEYS[1], 'count', math.floor(count))
+local ttl = tonumber(ARGV[2])
+if ttl and ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1

@@ -50,7 +50,7 @@ stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/n
 
 # start_clients URL REDIS: CLIENTS clients through URL, every one connected before it returns;
 # REDIS is where their sessions are counted at the end: PORT (127.0.0.1), HOST:PORT, a
-# redis:// URL, cluster:HOST:PORT,... or exec:CONTAINER.
+# redis:// URL, sentinel:HOST:PORT/NAME, cluster:HOST:PORT,... or exec:CONTAINER.
 start_clients() {
     rm -f "$WORK/clients.ready" "$WORK/clients.stop" "$WORK/clients.progress"
     "$LOAD" clients --url "$1" -n "$CLIENTS" --interval-ms "${E2E_INTERVAL_MS:-100}" --redis "$2" \

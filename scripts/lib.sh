@@ -23,7 +23,7 @@ ensure_apt() {
     command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
 }
 
-ensure_redis() { ensure_apt redis-server redis-server; }
+ensure_redis() { ensure_apt redis-server redis-server && ensure_apt redis-sentinel redis-sentinel; }
 
 # ensure_venv: the project venv with every pin in scripts/requirements.txt,
 # reinstalled only when that file changes.
@@ -41,18 +41,26 @@ ensure_venv() {
 
 # free_port: a TCP port free on every address, below the kernel's ephemeral range, so that
 # a load test's many client sockets (which take ephemeral ports) never collide with it.
-free_port() {
-    python3 - <<'PY'
-import random, socket
+free_port() { free_ports 1; }
+
+# free_ports N: N distinct such ports, separated by spaces.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
 low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200):
+wanted, found = int(sys.argv[1]), []
+for _ in range(200 * wanted):
     port = random.randint(max(1025, low - 12000), low - 1)
+    if port in found:
+        continue
     with socket.socket() as s:
         try:
             s.bind(("0.0.0.0", port))
         except OSError:
             continue
-        print(port)
+    found.append(port)
+    if len(found) == wanted:
+        print(*found)
         break
 else:
     raise SystemExit("no free port found below the ephemeral range")

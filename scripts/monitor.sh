@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A live view of the blue-green stack: each instance's readiness, open connections, message
-# rate and drain state (from /readyz and /metrics), and the color Traefik routes to.
-# STACK=compose watches the containerised stack (one row per replica).
+# rate and drain state (from /readyz and /metrics), one row per replica of each color, the
+# color Traefik routes to, and the Redis primary (or, on a cluster, primaries) in use, as the
+# sentinels or the cluster report it. STACK=compose watches the containerised stack.
 #
 # usage: scripts/monitor.sh [--once] [--interval SECONDS]
 #   --once        print one snapshot (rates need two samples: measured over 1 s) and exit
@@ -71,7 +72,9 @@ draw() {
     clock_ms now
     elapsed=$((now - LAST_AT))
     [ "$elapsed" -gt 0 ] || elapsed=1
-    printf 'switchyard  %s   Traefik :%s routes to: %s\n\n' "$(date +%H:%M:%S)" "$TRAEFIK_PORT" "$(routed_color)"
+    printf 'switchyard  %s   Traefik :%s routes to: %s\n' "$(date +%H:%M:%S)" "$TRAEFIK_PORT" "$(routed_color)"
+    redis_primaries | sed '1s/^/Redis primary in use: /; 2,$s/^/                      /'
+    echo
     printf '  %-6s %-24s %-18s %12s %10s %9s\n' color instance state connections "msgs/s" draining
     while read -r color name url; do
         if [ "$url" = - ]; then ready=down conns=- msgs=- draining=-; else read -r ready conns msgs draining <<<"$(sample "$url")"; fi

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Deploy the current build to the idle color and move traffic to it, with no failed connect.
+# Every replica of the new color is started, readied and smoke-tested before the one switch;
+# then every replica of the old color drains at once.
 # The steps (STEPS below; --dry-run explains each) run in order; any failure or interrupt
 # (Ctrl-C, SIGTERM) before the switch is confirmed rolls back: Traefik keeps (or regains) the
 # old color, the new one is stopped, and the script exits 1 naming the step.
@@ -89,8 +91,13 @@ wait_ready() {
     wait_until "$READY_TIMEOUT" "Traefik's health check to see $NEW up" traefik_sees_up "$NEW"
 }
 
+# Through every base the stack names: Traefik's route to the color, and each replica where
+# the stack reaches them one by one.
 smoke_test() {
-    "$VENV/bin/python" "$ROOT/scripts/smoke.py" "$(smoke_base "$NEW")" "$NEW"
+    local base
+    while read -r base; do
+        "$VENV/bin/python" "$ROOT/scripts/smoke.py" "$base" "$NEW"
+    done <<<"$(smoke_base "$NEW")"
 }
 
 switch_traefik() {
@@ -120,7 +127,7 @@ roll_back() {
         record_active "$OLD"
     fi
     stop_color "$NEW"
-    log "rolled back: Traefik routes to $OLD, $NEW stopped (its log: $(color_log "$NEW"))"
+    log "rolled back: Traefik routes to $OLD, every replica of $NEW stopped (logs: $(color_log "$NEW"))"
     clock_ms now
     die "promote $why at step '$failed' after $((now - STARTED_AT)) ms"
 }
@@ -134,12 +141,14 @@ interrupted_after_switch() {
 
 explain_find_active() { echo "$OLD is active"; }
 explain_migrate() { echo "switchyard migrate"; }
-explain_start_new() { echo "$NEW from $([ -n "$ROLLBACK" ] && echo "its previous build" || echo "the current build")"; }
-explain_wait_ready() { echo "$NEW's /readyz, then Traefik's health check sees it UP (≤ ${READY_TIMEOUT}s each)"; }
-explain_smoke_test() { echo "$(smoke_base "$NEW")/ws/chat/: new session, message, resume"; }
+# replicas COLOR: the names of COLOR's replicas the stack knows of, for the plan.
+replicas() { color_instances "$1" | cut -d' ' -f1 | paste -sd, | sed 's/,/, /g'; }
+explain_start_new() { echo "every replica of $NEW ($(replicas "$NEW")) from $([ -n "$ROLLBACK" ] && echo "its previous build" || echo "the current build")"; }
+explain_wait_ready() { echo "every replica's /readyz, then Traefik's health check sees each UP (≤ ${READY_TIMEOUT}s each)"; }
+explain_smoke_test() { echo "new session, message, resume at $(smoke_base "$NEW" | sed 's|$|/ws/chat/|' | paste -sd' ')"; }
 explain_switch_traefik() { echo "rename a new dynamic file into Traefik's watched directory"; }
 explain_confirm_switch() { echo "Traefik's API shows $NEW active and / answers as $NEW (≤ ${CONFIRM_TIMEOUT}s)"; }
-explain_drain_old() { echo "stop $OLD with SIGTERM, wait for its exit with status 0 (≤ ${DRAIN_WAIT}s)"; }
+explain_drain_old() { echo "SIGTERM to every replica of $OLD at once ($(replicas "$OLD")), each must exit 0 (≤ ${DRAIN_WAIT}s)"; }
 
 # explain STEP: what STEP does, in the stack's words when it has its own (stack_explain_STEP).
 explain() {

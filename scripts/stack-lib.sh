@@ -37,10 +37,21 @@ wait_until() {
 
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
-# render_dynamic ACTIVE BLUE_URL GREEN_URL: Traefik's dynamic configuration.
+# render_service NAME URL...: one service of Traefik's dynamic file, balanced over the URLs,
+# each server health-checked on /readyz on its own.
+render_service() {
+    local name=$1 url
+    shift
+    printf '    switchyard-%s:\n      loadBalancer:\n        servers:\n' "$name"
+    for url in "$@"; do printf '          - url: "%s"\n' "$url"; done
+    printf '        healthCheck:\n          path: /readyz\n          interval: %s\n          timeout: 2s\n' "$HEALTH_INTERVAL"
+}
+
+# render_dynamic ACTIVE BLUE_URLS GREEN_URLS: Traefik's dynamic configuration; each color's
+# URLS are its servers (one per replica), separated by spaces.
 render_dynamic() {
-    local active=$1 blue=$2 green=$3 active_url
-    [ "$active" = blue ] && active_url=$blue || active_url=$green
+    local active=$1 blue=$2 green=$3 active_urls
+    [ "$active" = blue ] && active_urls=$blue || active_urls=$green
     cat <<YAML
 # Written by scripts/promote.sh: replaced by an atomic rename, never edited in place.
 # active color: $active
@@ -49,35 +60,38 @@ http:
     switchyard:
       entryPoints: [web]
       rule: "PathPrefix(\`/\`)"
+      middlewares: [switchyard-retry]
       service: switchyard-active
     switchyard-blue:
       entryPoints: [web]
       rule: "PathPrefix(\`/blue\`)"
-      middlewares: [switchyard-strip-color]
+      middlewares: [switchyard-strip-color, switchyard-retry]
       service: switchyard-blue
     switchyard-green:
       entryPoints: [web]
       rule: "PathPrefix(\`/green\`)"
-      middlewares: [switchyard-strip-color]
+      middlewares: [switchyard-strip-color, switchyard-retry]
       service: switchyard-green
   middlewares:
     switchyard-strip-color:
       stripPrefix:
         prefixes: ["/blue", "/green"]
+    # An upgrade whose replica refuses the connection (it died, and the health check has not
+    # seen it yet) is tried again, not answered 502: the balancer picks again each time, and
+    # the backoff (50 ms doubling, 8 attempts: over 6 s) outlasts the health check's interval
+    # plus its timeout, after which the dead replica is no longer picked.
+    switchyard-retry:
+      retry:
+        attempts: 8
+        initialInterval: 50ms
   services:
-$(# shellcheck disable=SC2034 # used in the heredoc
-for service in active:"$active_url" blue:"$blue" green:"$green"; do cat <<SERVICE
-    switchyard-${service%%:*}:
-      loadBalancer:
-        servers:
-          - url: "${service#*:}"
-        healthCheck:
-          path: /readyz
-          interval: $HEALTH_INTERVAL
-          timeout: 2s
-SERVICE
-done)
 YAML
+    # shellcheck disable=SC2086 # each list is split into its URLs
+    {
+        render_service active $active_urls
+        render_service blue $blue
+        render_service green $green
+    }
 }
 
 # traefik_sees_up COLOR: Traefik's health check has the COLOR service's server UP.
@@ -86,10 +100,13 @@ traefik_sees_up() {
         python3 -c 'import json,sys; s=json.load(sys.stdin)["serverStatus"]; sys.exit(0 if set(s.values()) == {"UP"} else 1)'
 }
 
-# traefik_active_url: the server URL Traefik's API reports for the active service.
-traefik_active_url() {
+# traefik_active_url: the (first) server URL Traefik's API reports for the active service.
+traefik_active_url() { traefik_active_urls | sed -n 1p; }
+
+# traefik_active_urls: every server URL of the active service in Traefik's API, sorted.
+traefik_active_urls() {
     curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_API_PORT/api/http/services/switchyard-active@file" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["loadBalancer"]["servers"][0]["url"])'
+        python3 -c 'import json,sys; print("\n".join(sorted(s["url"] for s in json.load(sys.stdin)["loadBalancer"]["servers"])))'
 }
 
 # answers_as COLOR: Traefik's entry point is answered by COLOR.
@@ -99,16 +116,21 @@ answers_as() { curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_PORT/readyz" | 
 # (fails only when nothing answers). STACK=swarm reaches instances through `docker exec`.
 instance_get() { curl -s --max-time 2 "$1$2"; }
 
+# redis_primaries: the Redis primary (or primaries) the apps use, for monitor.sh; a stack
+# that knows its topology replaces it.
+redis_primaries() { echo "${REDIS_URL:-unknown}"; }
+
 # instance_ready URL: the instance answers /readyz with status ready.
 instance_ready() { instance_get "$1" /readyz | grep -q '"status":"ready"'; }
 
 # The functions a stack provides; use_stack refuses a stack that lacks one, before anything
-# runs. Shared ones above (answers_as, traefik_sees_up, instance_get) count when not replaced.
+# runs. Shared ones above (answers_as, traefik_sees_up, instance_get, redis_primaries) count
+# when not replaced.
 STACK_FUNCTIONS=(
     # settings and stack.sh
     load_stack_env save_stack_env cmd_up cmd_down cmd_status cmd_logs print_addresses
     # monitor.sh
-    color_instances color_of_url instance_get
+    color_instances color_of_url instance_get redis_primaries
     # promote.sh, in the order of its steps
     stack_check active_color previous_color has_previous_build run_migrate start_new_color
     color_ready traefik_sees_up smoke_base write_dynamic traefik_routes_to_color answers_as

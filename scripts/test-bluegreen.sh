@@ -53,9 +53,9 @@ promote_interrupted_rolls_back() {
     grep -E "✗|rolled back" "$log_file" | sed 's/^/    /' >&2
 }
 
-green_stopped() { ! curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$GREEN_PORT/healthz"; }
+green_stopped() { ! curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$(words "$GREEN_PORTS" | head -n 1)/healthz"; }
 routes_to_blue() { traefik_routes_to_color blue && answers_as blue; }
-exited_zero() { [ "$(cat "$STACK_DIR/$1.exit" 2>/dev/null)" = 0 ]; }
+exited_zero() { [ "$(cat "$STACK_DIR/$1-1.exit" 2>/dev/null)" = 0 ]; }
 
 ensure_redis
 ensure_venv

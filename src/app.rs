@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, StoreConfig, Topology, redacted};
 use crate::http::{self, HttpServer};
 use crate::hub::Hub;
 use crate::lifecycle::Lifecycle;
@@ -48,8 +48,8 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let listener = listen(config.addr)
             .with_context(|| format!("cannot listen on {} (BIND, PORT)", config.addr))?;
-        let store =
-            SessionStore::build(&config.store, config.session_ttl).context("invalid REDIS_URL")?;
+        let store = SessionStore::build(&config.store, config.session_ttl)
+            .context("invalid Redis configuration (REDIS_TOPOLOGY and its variables)")?;
         let metrics = Arc::new(Metrics::new(
             config.color,
             Settings {
@@ -138,23 +138,30 @@ impl App {
 
 /// A server started without its Redis serves nothing useful: say so once, naming the setting.
 async fn warn_if_store_unreachable(state: AppState) {
-    if let (Err(error), StoreConfig::Redis(redis)) = (state.store.ping().await, &state.config.store)
-    {
-        tracing::warn!(
-            redis_url = %redacted(&redis.url),
+    let (Err(error), StoreConfig::Redis(redis)) = (state.store.ping().await, &state.config.store)
+    else {
+        return;
+    };
+    match &redis.topology {
+        Topology::Single { url } => tracing::warn!(
+            redis_url = %redacted(url),
             %error,
             "Redis is unreachable (REDIS_URL): /readyz answers 503 and messages are refused until it answers"
-        );
-    }
-}
-
-/// A Redis URL without its password, for logs.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
+        ),
+        Topology::Sentinel {
+            sentinels,
+            master_name,
+        } => tracing::warn!(
+            redis_sentinels = %sentinels.join(","),
+            redis_master_name = %master_name,
+            %error,
+            "no Redis primary reachable through the sentinels (REDIS_SENTINELS, REDIS_MASTER_NAME): /readyz answers 503 and messages are refused until one answers"
+        ),
+        Topology::Cluster { nodes } => tracing::warn!(
+            redis_cluster_nodes = %nodes.join(","),
+            %error,
+            "the Redis Cluster is unreachable (REDIS_CLUSTER_NODES): /readyz answers 503 and messages are refused until it answers"
+        ),
     }
 }
 
@@ -202,19 +209,4 @@ async fn drain(state: &AppState, deadline: Instant) -> (usize, usize) {
         }
     };
     (connections, cut)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn a_redis_url_is_logged_without_its_password() {
-        assert_eq!(
-            redacted("redis://:secret@db:6379/0"),
-            "redis://***@db:6379/0"
-        );
-        assert_eq!(redacted("redis://user:p@ss@db"), "redis://***@db");
-        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
 }

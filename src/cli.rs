@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
     AllowedOrigins, Color, Config, ConfigError, Limits, LogFormat, RedisConfig, StoreConfig,
+    Topology,
 };
 
 /// switchyard: a blue-green WebSocket application server with sessions in Redis.
@@ -67,14 +68,44 @@ pub struct MigrateArgs {
 /// Where Redis is and how long to wait for it (`serve` and `migrate`).
 #[derive(Debug, Args)]
 pub struct RedisArgs {
-    /// Redis URL (redis://[user:password@]host:port[/db]).
+    /// How Redis is deployed: single (REDIS_URL), sentinel (REDIS_SENTINELS,
+    /// REDIS_MASTER_NAME) or cluster (REDIS_CLUSTER_NODES). The other topologies' variables
+    /// must be unset.
     #[arg(
         long,
-        env = "REDIS_URL",
-        value_name = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
+        env = "REDIS_TOPOLOGY",
+        value_name = "REDIS_TOPOLOGY",
+        value_enum,
+        default_value_t = TopologyKind::Single
     )]
-    pub redis_url: String,
+    pub redis_topology: TopologyKind,
+
+    /// Redis URL (redis://[user:password@]host:port[/db]) of the single topology
+    /// [default: redis://127.0.0.1:6379].
+    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Sentinels of the sentinel topology, comma-separated host:port.
+    #[arg(long, env = "REDIS_SENTINELS", value_name = "REDIS_SENTINELS")]
+    pub redis_sentinels: Option<String>,
+
+    /// The master name the sentinels monitor (sentinel topology) [default: switchyard].
+    #[arg(long, env = "REDIS_MASTER_NAME", value_name = "REDIS_MASTER_NAME")]
+    pub redis_master_name: Option<String>,
+
+    /// Seed nodes of the cluster topology, comma-separated host:port.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_name = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
+
+    /// Replicas that must have a counted message's write (Redis WAIT) before its reply is
+    /// sent; if they do not within REDIS_TIMEOUT_MS the client is told the outcome is unknown
+    /// (resend the same seq) [default: 0 for single, 1 for sentinel and cluster].
+    #[arg(
+        long,
+        env = "REDIS_MIN_REPLICAS_ACKED",
+        value_name = "REDIS_MIN_REPLICAS_ACKED"
+    )]
+    pub redis_min_replicas_acked: Option<u32>,
 
     /// Deadline for each Redis call and for connecting to Redis, in milliseconds.
     #[arg(
@@ -84,6 +115,27 @@ pub struct RedisArgs {
         default_value_t = 1000
     )]
     pub redis_timeout_ms: u64,
+}
+
+/// REDIS_TOPOLOGY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopologyKind {
+    /// One Redis at REDIS_URL.
+    Single,
+    /// A primary and its replicas watched by Redis Sentinel.
+    Sentinel,
+    /// A Redis Cluster.
+    Cluster,
+}
+
+impl TopologyKind {
+    fn name(self) -> &'static str {
+        match self {
+            TopologyKind::Single => "single",
+            TopologyKind::Sentinel => "sentinel",
+            TopologyKind::Cluster => "cluster",
+        }
+    }
 }
 
 /// Where sessions are kept.
@@ -230,7 +282,66 @@ impl TryFrom<RedisArgs> for RedisConfig {
     type Error = ConfigError;
 
     fn try_from(args: RedisArgs) -> Result<Self, ConfigError> {
-        RedisConfig::new(args.redis_url, args.redis_timeout_ms)
+        let kind = args.redis_topology;
+        // A set variable of another topology would be silently ignored: refuse it instead.
+        let set = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let belongs = [
+            ("REDIS_URL", set(&args.redis_url), TopologyKind::Single),
+            (
+                "REDIS_SENTINELS",
+                set(&args.redis_sentinels),
+                TopologyKind::Sentinel,
+            ),
+            (
+                "REDIS_MASTER_NAME",
+                set(&args.redis_master_name),
+                TopologyKind::Sentinel,
+            ),
+            (
+                "REDIS_CLUSTER_NODES",
+                set(&args.redis_cluster_nodes),
+                TopologyKind::Cluster,
+            ),
+        ];
+        if let Some((variable, _, owner)) =
+            belongs.iter().find(|(_, s, owner)| *s && *owner != kind)
+        {
+            return Err(ConfigError::new(
+                variable,
+                format!(
+                    "belongs to REDIS_TOPOLOGY={} but REDIS_TOPOLOGY is {}: unset it",
+                    owner.name(),
+                    kind.name()
+                ),
+            ));
+        }
+        let required = |variable: &'static str, value: Option<String>| {
+            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                ConfigError::new(
+                    variable,
+                    format!("is required with REDIS_TOPOLOGY={}", kind.name()),
+                )
+            })
+        };
+        let topology = match kind {
+            TopologyKind::Single => Topology::single(
+                args.redis_url
+                    .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            )?,
+            TopologyKind::Sentinel => Topology::sentinel(
+                &required("REDIS_SENTINELS", args.redis_sentinels)?,
+                args.redis_master_name
+                    .unwrap_or_else(|| "switchyard".to_owned()),
+            )?,
+            TopologyKind::Cluster => {
+                Topology::cluster(&required("REDIS_CLUSTER_NODES", args.redis_cluster_nodes)?)?
+            }
+        };
+        RedisConfig::with_topology(
+            topology,
+            args.redis_timeout_ms,
+            args.redis_min_replicas_acked,
+        )
     }
 }
 
@@ -435,6 +546,102 @@ mod tests {
         }
         let redis = migrate(&["--redis-timeout-ms", "250"]).expect("valid");
         assert_eq!(redis.timeout, Duration::from_millis(250));
+    }
+
+    fn redis_of(args: &[&str]) -> Result<RedisConfig, String> {
+        let config = parse(args)?;
+        match config.store {
+            StoreConfig::Redis(redis) => Ok(redis),
+            StoreConfig::Memory => Err("memory store".into()),
+        }
+    }
+
+    #[test]
+    fn the_single_topology_is_the_default_without_replica_acknowledgement() {
+        let redis = redis_of(&[]).expect("defaults");
+        assert_eq!(
+            redis.topology,
+            Topology::Single {
+                url: "redis://127.0.0.1:6379".into()
+            }
+        );
+        assert_eq!(redis.min_replicas_acked, 0);
+    }
+
+    #[test]
+    fn sentinel_and_cluster_wait_for_one_replica_unless_told() {
+        let sentinel = redis_of(&[
+            "--redis-topology",
+            "sentinel",
+            "--redis-sentinels",
+            "10.0.0.1:26379,10.0.0.2:26379",
+        ])
+        .expect("valid");
+        assert_eq!(
+            sentinel.topology,
+            Topology::Sentinel {
+                sentinels: vec!["10.0.0.1:26379".into(), "10.0.0.2:26379".into()],
+                master_name: "switchyard".into()
+            }
+        );
+        assert_eq!(sentinel.min_replicas_acked, 1);
+        let cluster = redis_of(&[
+            "--redis-topology",
+            "cluster",
+            "--redis-cluster-nodes",
+            "n1:7000",
+            "--redis-min-replicas-acked",
+            "0",
+        ])
+        .expect("valid");
+        assert_eq!(
+            cluster.topology,
+            Topology::Cluster {
+                nodes: vec!["n1:7000".into()]
+            }
+        );
+        assert_eq!(cluster.min_replicas_acked, 0);
+    }
+
+    #[test]
+    fn a_variable_of_another_topology_is_refused_by_name() {
+        for (args, variable) in [
+            (vec!["--redis-sentinels", "s:26379"], "REDIS_SENTINELS"),
+            (vec!["--redis-master-name", "m"], "REDIS_MASTER_NAME"),
+            (
+                vec!["--redis-cluster-nodes", "n:7000"],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec!["--redis-topology", "sentinel", "--redis-url", "redis://r"],
+                "REDIS_URL",
+            ),
+            (
+                vec![
+                    "--redis-topology",
+                    "cluster",
+                    "--redis-sentinels",
+                    "s:26379",
+                    "--redis-cluster-nodes",
+                    "n:7000",
+                ],
+                "REDIS_SENTINELS",
+            ),
+            (vec!["--redis-topology", "sentinel"], "REDIS_SENTINELS"),
+            (vec!["--redis-topology", "cluster"], "REDIS_CLUSTER_NODES"),
+            (
+                vec!["--redis-topology", "cluster", "--redis-cluster-nodes", "n"],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (vec!["--redis-topology", "ring"], "REDIS_TOPOLOGY"),
+            (
+                vec!["--redis-min-replicas-acked", "many"],
+                "REDIS_MIN_REPLICAS_ACKED",
+            ),
+        ] {
+            let error = error_of(&args);
+            assert!(error.contains(variable), "{args:?}: {error}");
+        }
     }
 
     #[test]

@@ -53,18 +53,79 @@ pub enum StoreConfig {
     Memory,
 }
 
-/// Where Redis is and the one deadline of each call to it (`serve` and `migrate`).
+/// Where Redis is, how it is deployed, and the one deadline of each call to it (`serve` and
+/// `migrate`).
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// A redis://, rediss://, redis+unix:// or unix:// URL.
-    pub url: String,
+    pub topology: Topology,
     /// REDIS_TIMEOUT_MS, at least 1 ms.
     pub timeout: Duration,
+    /// REDIS_MIN_REPLICAS_ACKED: replicas that must have a counted message's write (`WAIT`)
+    /// before its reply is sent; 0 sends the reply as soon as the primary has it.
+    pub min_replicas_acked: u32,
+}
+
+/// REDIS_TOPOLOGY and the variables of that topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One Redis at REDIS_URL (a redis://, rediss://, redis+unix:// or unix:// URL).
+    Single { url: String },
+    /// The primary named REDIS_MASTER_NAME, as REDIS_SENTINELS (`host:port`s) report it.
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
+    /// A Redis Cluster reached through REDIS_CLUSTER_NODES (seed `host:port`s).
+    Cluster { nodes: Vec<String> },
+}
+
+impl Topology {
+    /// Its REDIS_TOPOLOGY value.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Topology::Single { .. } => "single",
+            Topology::Sentinel { .. } => "sentinel",
+            Topology::Cluster { .. } => "cluster",
+        }
+    }
+
+    /// REDIS_MIN_REPLICAS_ACKED when unset: 0 for one Redis, 1 where replicas exist.
+    pub fn default_min_replicas_acked(&self) -> u32 {
+        match self {
+            Topology::Single { .. } => 0,
+            Topology::Sentinel { .. } | Topology::Cluster { .. } => 1,
+        }
+    }
 }
 
 impl RedisConfig {
-    /// Checks REDIS_URL's scheme and that REDIS_TIMEOUT_MS is at least 1.
+    /// A single Redis at `url` (REDIS_URL), no replica acknowledgement; checks REDIS_URL's
+    /// scheme and that REDIS_TIMEOUT_MS is at least 1.
     pub fn new(url: String, timeout_ms: u64) -> Result<Self, ConfigError> {
+        Self::with_topology(Topology::single(url)?, timeout_ms, None)
+    }
+
+    /// `topology` with REDIS_TIMEOUT_MS and REDIS_MIN_REPLICAS_ACKED (its default when `None`).
+    pub fn with_topology(
+        topology: Topology,
+        timeout_ms: u64,
+        min_replicas_acked: Option<u32>,
+    ) -> Result<Self, ConfigError> {
+        if timeout_ms == 0 {
+            return Err(ConfigError::new("REDIS_TIMEOUT_MS", "must be at least 1"));
+        }
+        Ok(RedisConfig {
+            min_replicas_acked: min_replicas_acked
+                .unwrap_or_else(|| topology.default_min_replicas_acked()),
+            topology,
+            timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+impl Topology {
+    /// REDIS_URL, its scheme checked.
+    pub fn single(url: String) -> Result<Self, ConfigError> {
         const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
         if !SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
             return Err(ConfigError::new(
@@ -72,14 +133,81 @@ impl RedisConfig {
                 format!("{url:?} is not a redis:// URL"),
             ));
         }
-        if timeout_ms == 0 {
-            return Err(ConfigError::new("REDIS_TIMEOUT_MS", "must be at least 1"));
+        Ok(Topology::Single { url })
+    }
+
+    /// REDIS_SENTINELS and REDIS_MASTER_NAME.
+    pub fn sentinel(sentinels: &str, master_name: String) -> Result<Self, ConfigError> {
+        if master_name.is_empty() || master_name.contains(char::is_whitespace) {
+            return Err(ConfigError::new(
+                "REDIS_MASTER_NAME",
+                format!("{master_name:?} is not a Sentinel master name"),
+            ));
         }
-        Ok(RedisConfig {
-            url,
-            timeout: Duration::from_millis(timeout_ms),
+        Ok(Topology::Sentinel {
+            sentinels: host_ports("REDIS_SENTINELS", sentinels)?,
+            master_name,
         })
     }
+
+    /// REDIS_CLUSTER_NODES.
+    pub fn cluster(nodes: &str) -> Result<Self, ConfigError> {
+        Ok(Topology::Cluster {
+            nodes: host_ports("REDIS_CLUSTER_NODES", nodes)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Topology {
+    /// Where this topology's Redis is, without passwords, for logs and errors.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topology::Single { url } => write!(f, "{}", redacted(url)),
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+            } => write!(
+                f,
+                "primary {master_name:?} of sentinels {}",
+                sentinels.join(",")
+            ),
+            Topology::Cluster { nodes } => write!(f, "cluster of {}", nodes.join(",")),
+        }
+    }
+}
+
+/// A Redis URL without its password, for logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A comma-separated, non-empty list of `host:port`.
+fn host_ports(variable: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut nodes = Vec::new();
+    for node in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let valid = node.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid || node.contains("://") {
+            return Err(ConfigError::new(
+                variable,
+                format!("{node:?} is not host:port"),
+            ));
+        }
+        nodes.push(node.to_owned());
+    }
+    if nodes.is_empty() {
+        return Err(ConfigError::new(
+            variable,
+            "needs at least one host:port (comma-separated)",
+        ));
+    }
+    Ok(nodes)
 }
 
 /// Log line format.
@@ -155,6 +283,33 @@ impl ConfigError {
         ConfigError {
             variable,
             problem: problem.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_url_is_logged_without_its_password() {
+        assert_eq!(
+            redacted("redis://:secret@db:6379/0"),
+            "redis://***@db:6379/0"
+        );
+        assert_eq!(redacted("redis://user:p@ss@db"), "redis://***@db");
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn node_lists_are_host_ports() {
+        assert_eq!(
+            host_ports("REDIS_SENTINELS", " a:1, b:26379 ,").expect("valid"),
+            ["a:1", "b:26379"]
+        );
+        for bad in ["", "a", "a:0", ":1", "a:x", "redis://a:1"] {
+            let error = host_ports("REDIS_SENTINELS", bad).expect_err(bad);
+            assert_eq!(error.variable, "REDIS_SENTINELS");
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Metrics {
     draining: IntGauge,
     drain_started: Gauge,
     ready: IntGauge,
+    /// `redis_primary_info{topology, primary}`: 1 for each primary in use.
+    redis_primary: IntGaugeVec,
 }
 
 /// The settings alert rules compare against, exported as gauges once at start-up.
@@ -221,6 +223,17 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            redis_primary: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "redis_primary_info",
+                        "The Redis topology and the primary (or cluster primaries) in use",
+                    ),
+                    &["topology", "primary"],
+                )
+                .expect("valid"),
+            ),
             registry,
         }
     }
@@ -290,6 +303,16 @@ impl Metrics {
     /// The readiness `/readyz` just answered (or a scrape just evaluated).
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
+    }
+
+    /// The primaries now in use replace those shown before.
+    pub fn set_redis_primaries(&self, topology: &str, primaries: &[String]) {
+        self.redis_primary.reset();
+        for primary in primaries {
+            self.redis_primary
+                .with_label_values(&[topology, primary.as_str()])
+                .set(1);
+        }
     }
 
     /// The Prometheus text exposition of every family.

@@ -1,5 +1,6 @@
 //! Redis keyspace migrations: embedded, listed in one place, applied in order by
-//! `switchyard migrate`, each recorded once in the hash `switchyard:migrations`.
+//! `switchyard migrate` on any topology, each recorded once in the hash
+//! `{switchyard}:migrations` (and in the name builds before the topologies used).
 //! Migrations only add (expand, never contract), so both colors work while they share Redis.
 
 use std::collections::HashSet;
@@ -7,22 +8,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
+use redis::Script;
 
 use crate::config::RedisConfig;
-use crate::store::{MIGRATIONS_KEY, SessionStore, StoreError};
+use crate::store::redis::link::{Connector, Link};
+use crate::store::{LEGACY_MIGRATIONS_KEY, MIGRATIONS_KEY, SessionStore, StoreError};
 
-/// Held while a `migrate` runs, so two deploys cannot migrate at once.
-const LOCK_KEY: &str = "switchyard:migrations:lock";
-/// Keys per script call.
+/// Held while a `migrate` runs, so two deploys cannot migrate at once (same slot as the record).
+const LOCK_KEY: &str = "{switchyard}:migrations:lock";
+/// Keys per SCAN page, and old keys imported at once.
 const BATCH: usize = 500;
 
-/// One migration: a Lua script applied to every key matching `scan`, in batches.
+/// One migration: every key matching `scan` (on every primary) is read (GET, PTTL), and the
+/// script runs on the key `target` names for it — one key, so one slot, per call — with the
+/// value and the PTTL as arguments.
 #[derive(Debug)]
 pub struct Migration {
     pub name: &'static str,
     scan: &'static str,
+    /// The key the script writes for a scanned key, or `None` to skip that key.
+    target: fn(&str) -> Option<String>,
     script: &'static str,
 }
 
@@ -30,8 +36,21 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "0001_import_django_sessions",
     scan: "session:*:count",
+    target: django_session_target,
     script: include_str!("../migrations/0001_import_django_sessions.lua"),
 }];
+
+/// `session:<uuid>:count` → `session:{<uuid>}` (lower case); other keys are skipped.
+fn django_session_target(old: &str) -> Option<String> {
+    let id = old.strip_prefix("session:")?.strip_suffix(":count")?;
+    // 36 characters: only the hyphenated form (try_parse also takes simple, braced and URN).
+    if id.len() != 36 {
+        return None;
+    }
+    uuid::Uuid::try_parse(id)
+        .ok()
+        .map(crate::store::session_key)
+}
 
 /// The migrations not yet recorded as applied.
 pub fn pending(applied: &HashSet<String>) -> Vec<&'static str> {
@@ -64,41 +83,42 @@ impl MigrationGate {
     }
 }
 
-/// Applies every pending migration against the configured Redis, printing progress; returns
-/// how many ran. REDIS_TIMEOUT_MS bounds connecting and each command, as it does in `serve`.
+/// Applies every pending migration against the configured Redis (any topology), printing
+/// progress; returns how many ran. REDIS_TIMEOUT_MS bounds connecting and each command, as it
+/// does in `serve`.
 pub async fn run(redis: &RedisConfig) -> anyhow::Result<usize> {
-    let (url, timeout) = (redis.url.as_str(), redis.timeout);
-    let client = redis::Client::open(url).with_context(|| format!("invalid REDIS_URL {url:?}"))?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
-    let mut redis = tokio::time::timeout(
-        timeout,
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    .with_context(|| format!("redis at {url} did not answer within {timeout:?}"))?
-    .with_context(|| format!("cannot connect to redis at {url}"))?;
+    let timeout = redis.timeout;
+    let topology = &redis.topology;
+    let connector = Connector::new(&redis.topology, timeout)
+        .context("invalid Redis configuration (REDIS_TOPOLOGY and its variables)")?;
+    let (mut link, primaries) = tokio::time::timeout(timeout, connector.connect(timeout))
+        .await
+        .with_context(|| format!("redis at {topology} did not answer within {timeout:?}"))?
+        .with_context(|| format!("cannot connect to redis at {topology}"))?;
     let locked: bool = redis::cmd("SET")
         .arg(LOCK_KEY)
         .arg(std::process::id())
         .arg("NX")
         .arg("EX")
         .arg(600)
-        .query_async(&mut redis)
+        .query_async(&mut link)
         .await?;
     if !locked {
         bail!(
             "another `switchyard migrate` holds {LOCK_KEY}; wait for it (or delete the key if it died)"
         );
     }
-    let result = apply_pending(&mut redis).await;
-    let _: () = redis.del(LOCK_KEY).await?;
+    let result = apply_pending(&mut link, &primaries).await;
+    let _: () = link.del(LOCK_KEY).await?;
     result
 }
 
-async fn apply_pending(redis: &mut MultiplexedConnection) -> anyhow::Result<usize> {
-    let applied: HashSet<String> = redis.hkeys(MIGRATIONS_KEY).await?;
+async fn apply_pending(link: &mut Link, primaries: &[String]) -> anyhow::Result<usize> {
+    let mut applied: HashSet<String> = link.hkeys(MIGRATIONS_KEY).await?;
+    applied.extend(
+        link.hkeys::<_, HashSet<String>>(LEGACY_MIGRATIONS_KEY)
+            .await?,
+    );
     let mut ran = 0;
     for migration in MIGRATIONS {
         if applied.contains(migration.name) {
@@ -106,12 +126,14 @@ async fn apply_pending(redis: &mut MultiplexedConnection) -> anyhow::Result<usiz
             continue;
         }
         let started = Instant::now();
-        let (scanned, changed) = apply(redis, migration)
+        let (scanned, changed) = apply(link, primaries, migration)
             .await
             .with_context(|| format!("migration {} failed", migration.name))?;
         let stamp = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)?;
-        let _: () = redis.hset(MIGRATIONS_KEY, migration.name, stamp).await?;
+        for record in [MIGRATIONS_KEY, LEGACY_MIGRATIONS_KEY] {
+            let _: () = link.hset(record, migration.name, &stamp).await?;
+        }
         println!(
             "{}: applied in {} ms ({scanned} keys scanned, {changed} changed)",
             migration.name,
@@ -126,43 +148,73 @@ async fn apply_pending(redis: &mut MultiplexedConnection) -> anyhow::Result<usiz
     Ok(ran)
 }
 
-/// SCANs the keyspace for the migration's keys and runs its script on each batch.
+/// SCANs every primary for the migration's keys and imports each page.
 async fn apply(
-    redis: &mut MultiplexedConnection,
+    link: &mut Link,
+    primaries: &[String],
     migration: &Migration,
 ) -> anyhow::Result<(u64, u64)> {
     let script = Script::new(migration.script);
-    let (mut cursor, mut scanned, mut changed) = (0u64, 0u64, 0u64);
+    let (mut scanned, mut changed) = (0u64, 0u64);
     let mut last_report = Instant::now();
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(migration.scan)
-            .arg("COUNT")
-            .arg(BATCH)
-            .query_async(redis)
-            .await?;
-        for batch in keys.chunks(BATCH) {
-            let mut invocation = script.prepare_invoke();
-            for key in batch {
-                invocation.key(key);
+    for node in primaries {
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys) = link
+                .scan(node, cursor, migration.scan, BATCH)
+                .await
+                .with_context(|| format!("SCAN of {node}"))?;
+            let each = keys.iter().map(|key| {
+                let (link, script) = (link.clone(), &script);
+                async move { import(link, script, migration, key).await }
+            });
+            changed += futures_util::future::try_join_all(each)
+                .await?
+                .into_iter()
+                .sum::<u64>();
+            scanned += keys.len() as u64;
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                println!(
+                    "{}: {scanned} keys scanned, {changed} changed so far",
+                    migration.name
+                );
+                last_report = Instant::now();
             }
-            changed += invocation.invoke_async::<u64>(redis).await?;
-            scanned += batch.len() as u64;
-        }
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            println!(
-                "{}: {scanned} keys scanned, {changed} changed so far",
-                migration.name
-            );
-            last_report = Instant::now();
-        }
-        cursor = next;
-        if cursor == 0 {
-            return Ok((scanned, changed));
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
         }
     }
+    Ok((scanned, changed))
+}
+
+/// Reads one scanned key and runs the script on its target; 1 when it changed something.
+async fn import(
+    mut link: Link,
+    script: &Script,
+    migration: &Migration,
+    key: &str,
+) -> redis::RedisResult<u64> {
+    let Some(target) = (migration.target)(key) else {
+        return Ok(0);
+    };
+    let (value, pttl): (Option<String>, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(key)
+        .cmd("PTTL")
+        .arg(key)
+        .query_async(&mut link)
+        .await?;
+    let Some(value) = value else {
+        return Ok(0);
+    };
+    script
+        .key(target)
+        .arg(value)
+        .arg(pttl)
+        .invoke_async(&mut link)
+        .await
 }
 
 #[cfg(test)]
@@ -181,6 +233,23 @@ mod tests {
                 .iter()
                 .all(|n| n.len() > 5 && n[..4].chars().all(|c| c.is_ascii_digit()))
         );
+    }
+
+    #[test]
+    fn only_old_session_keys_have_a_target() {
+        let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
+        assert_eq!(
+            django_session_target(&format!("session:{id}:count")).as_deref(),
+            Some("session:{6f9619ff-8b86-d011-b42d-00c04fc964ff}")
+        );
+        for other in [
+            "session:not-a-uuid:count",
+            "session:6f9619ff8b86d011b42d00c04fc964ff:count",
+            "session:{6f9619ff-8b86-d011-b42d-00c04fc964ff}",
+            "session:6f9619ff-8b86-d011-b42d-00c04fc964ff:other",
+        ] {
+            assert_eq!(django_session_target(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Debug, Clone, Args)]
 struct Checker {
     /// Where the sessions are counted at the end: redis://URL, HOST:PORT, PORT (127.0.0.1),
+    /// sentinel:HOST:PORT/NAME (the primary that sentinel names at the end),
     /// cluster:HOST:PORT[,HOST:PORT...] or exec:CONTAINER (redis-cli in that container).
     #[arg(long)]
     redis: checker::Counts,

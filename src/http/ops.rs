@@ -49,15 +49,24 @@ async fn check_readiness(state: &AppState) -> Result<(), NotReady> {
 /// `/readyz`: 200 when the store answers and the instance is not draining, else 503 and why.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let color = state.config.color;
+    let redis = || {
+        state
+            .store
+            .redis_primaries()
+            .map(|(topology, primaries)| json!({ "topology": topology, "primaries": primaries }))
+    };
     let not_ready = |code: &str, extra: serde_json::Value| {
-        let mut body = json!({ "status": "not_ready", "code": code, "color": color });
+        let mut body =
+            json!({ "status": "not_ready", "code": code, "color": color, "redis": redis() });
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     };
     match readiness(&state).await {
-        Ok(()) => Json(json!({ "status": "ready", "color": color })).into_response(),
+        Ok(()) => {
+            Json(json!({ "status": "ready", "color": color, "redis": redis() })).into_response()
+        }
         Err(NotReady::Draining) => not_ready("draining", json!({})),
         Err(NotReady::StoreUnavailable) => not_ready("store_unavailable", json!({})),
         Err(NotReady::MigrationPending(pending)) => not_ready(
@@ -71,6 +80,9 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     // The verdict is in the exposition as switchyard_ready; its reason is /readyz's to give.
     let _ = readiness(&state).await;
+    if let Some((topology, primaries)) = state.store.redis_primaries() {
+        state.metrics.set_redis_primaries(topology, &primaries);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -2,7 +2,7 @@
 //! chosen explicitly (`STORE`); nothing falls back from Redis to memory.
 
 mod memory;
-mod redis;
+pub(crate) mod redis;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -49,8 +49,8 @@ pub enum StoreError {
     /// have been applied.
     #[error("store outcome unknown (may have been applied): {0}")]
     OutcomeUnknown(String),
-    /// REDIS_URL cannot be used.
-    #[error("invalid REDIS_URL: {0}")]
+    /// The Redis configuration (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES) cannot be used.
+    #[error("invalid Redis configuration: {0}")]
     InvalidUrl(String),
 }
 
@@ -67,7 +67,7 @@ impl SessionStore {
     pub fn build(config: &StoreConfig, ttl: Duration) -> Result<Self, StoreError> {
         Ok(match config {
             StoreConfig::Redis(redis) => {
-                SessionStore::Redis(Box::new(RedisStore::new(&redis.url, redis.timeout, ttl)?))
+                SessionStore::Redis(Box::new(RedisStore::new(redis, ttl)?))
             }
             StoreConfig::Memory => SessionStore::Memory(MemoryStore::new(ttl)),
         })
@@ -111,6 +111,15 @@ impl SessionStore {
         }
     }
 
+    /// Which Redis deployment is in use and its primary (or primaries) as host:port, as of the
+    /// last connection (or ping, on a cluster); `None` for the memory store.
+    pub fn redis_primaries(&self) -> Option<(&'static str, Vec<String>)> {
+        match self {
+            SessionStore::Redis(store) => Some((store.topology(), store.primaries())),
+            SessionStore::Memory(_) => None,
+        }
+    }
+
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
@@ -139,8 +148,13 @@ impl SessionStore {
     }
 }
 
-/// The Redis hash recording applied keyspace migrations (field: name, value: when).
-pub const MIGRATIONS_KEY: &str = "switchyard:migrations";
+/// The Redis hash recording applied keyspace migrations (field: name, value: when). Hash-tagged,
+/// so it and the migration lock share a slot on a cluster.
+pub const MIGRATIONS_KEY: &str = "{switchyard}:migrations";
+
+/// Where builds before the topologies recorded migrations: still read (so a deployment they
+/// migrated is not migrated again) and still written (so they see what later builds applied).
+pub const LEGACY_MIGRATIONS_KEY: &str = "switchyard:migrations";
 
 /// The Redis key of a session; the braces make it a cluster hash tag.
 pub fn session_key(id: Uuid) -> String {

@@ -25,10 +25,6 @@ const MARGIN: Duration = Duration::from_millis(500);
 /// Every client's messages must be acknowledged by then.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The many-client tests run one at a time, so the timings they assert measure the server,
-/// not their siblings competing for the same cores.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 async fn server(redis: &TestRedis, extra: &[(&str, &str)]) -> TestBinary {
     redis.migrate().await;
     let url = redis.url();
@@ -181,7 +177,7 @@ fn messages(senders: &[Sender]) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_loses_nothing_doubles_nothing_and_readiness_answers_in_time() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let redis = TestRedis::start().await;
     let app = server(&redis, &[]).await;
     assert_eq!(readiness(app.addr).await.0, 200);
@@ -247,7 +243,7 @@ async fn a_frozen_redis_loses_nothing_doubles_nothing_and_readiness_answers_in_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_and_restarted_redis_loses_nothing_and_doubles_nothing() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     // appendonly with appendfsync always: every write Redis acknowledged is on disk before
     // its reply, so a kill -9 loses nothing that was acknowledged.
     let mut redis = TestRedis::start_persistent().await;
@@ -278,7 +274,7 @@ async fn a_killed_and_restarted_redis_loses_nothing_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_server_kill_9_every_client_resumes_with_its_acknowledged_count() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let redis = TestRedis::start().await;
     let mut app = server(&redis, &[]).await;
     let mut senders = open_senders(app.addr, 300).await;
@@ -342,7 +338,7 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_stalls_failures_and_drops_count_every_message_exactly_once() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
     let seed = std::env::var("FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

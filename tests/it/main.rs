@@ -17,3 +17,4 @@ mod sessions;
 mod slow_requests;
 mod store_contract;
 mod support;
+mod topologies;

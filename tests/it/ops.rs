@@ -14,7 +14,10 @@ async fn healthz_and_readyz_answer_when_serving() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.expect("JSON"),
-        serde_json::json!({"status": "ready", "color": "green"})
+        serde_json::json!({"status": "ready", "color": "green", "redis": {
+            "topology": "single",
+            "primaries": [format!("127.0.0.1:{}", app.redis.as_ref().expect("redis").port())]
+        }})
     );
 }
 
@@ -122,7 +125,13 @@ async fn healthcheck_command_follows_the_instance_answer() {
         status.success(),
         "healthcheck of a ready instance: {output}"
     );
-    assert_eq!(output, r#"{"color":"blue","status":"ready"}"#);
+    let redis_port = app.redis.as_ref().expect("redis").port();
+    assert_eq!(
+        output,
+        format!(
+            r#"{{"color":"blue","redis":{{"primaries":["127.0.0.1:{redis_port}"],"topology":"single"}},"status":"ready"}}"#
+        )
+    );
     let (status, output) = run_command(
         &["healthcheck", "--path", "/nowhere", "--port", port.as_str()],
         &[],

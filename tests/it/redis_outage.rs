@@ -33,11 +33,13 @@ async fn an_outage_is_reported_and_the_same_connections_work_after_it() {
         client.send_seq(2).await,
         json!({"type": "error", "code": "store_unavailable", "seq": 2})
     );
+    let primary = format!("127.0.0.1:{}", app.redis().port());
     assert_eq!(
         readiness(&app).await,
         (
             503,
-            json!({"status": "not_ready", "code": "store_unavailable", "color": "blue"})
+            json!({"status": "not_ready", "code": "store_unavailable", "color": "blue",
+                   "redis": {"topology": "single", "primaries": [primary]}})
         )
     );
     assert_eq!(

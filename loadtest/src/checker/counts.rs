@@ -1,6 +1,7 @@
 //! Where the checker reads every session's count at the end: a Redis URL (or HOST:PORT, or a
-//! port on 127.0.0.1), a Redis Cluster (`cluster:HOST:PORT,...`), or `redis-cli` inside a
-//! container (`exec:CONTAINER`, for a network the host has no route into).
+//! port on 127.0.0.1), the primary a sentinel names at the end (`sentinel:HOST:PORT/NAME`, for
+//! a test that fails the primary over meanwhile), a Redis Cluster (`cluster:HOST:PORT,...`), or
+//! `redis-cli` inside a container (`exec:CONTAINER`, for a network the host cannot reach).
 
 use anyhow::{Context, bail};
 use redis::AsyncCommands;
@@ -10,6 +11,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Counts {
     Url(String),
+    /// A sentinel's URL and the master name to ask it for.
+    Sentinel(String, String),
     Cluster(Vec<String>),
     Exec(String),
 }
@@ -21,6 +24,14 @@ impl std::str::FromStr for Counts {
         let s = s.trim();
         if let Some(container) = s.strip_prefix("exec:") {
             return non_empty(container).map(|c| Counts::Exec(c.to_owned()));
+        }
+        if let Some(rest) = s.strip_prefix("sentinel:") {
+            return match rest.split_once('/') {
+                Some((addr, name)) if !addr.is_empty() && !name.is_empty() => {
+                    Ok(Counts::Sentinel(format!("redis://{addr}"), name.to_owned()))
+                }
+                _ => Err(format!("{s:?}: sentinel: needs HOST:PORT/MASTER_NAME")),
+            };
         }
         if let Some(nodes) = s.strip_prefix("cluster:") {
             let nodes: Vec<String> = nodes
@@ -45,7 +56,7 @@ impl std::str::FromStr for Counts {
                 Ok(Counts::Url(format!("redis://{s}")))
             }
             _ => Err(format!(
-                "{s:?} is none of redis://URL, HOST:PORT, PORT, cluster:HOST:PORT,... or exec:CONTAINER"
+                "{s:?} is none of redis://URL, HOST:PORT, PORT, sentinel:HOST:PORT/NAME, cluster:HOST:PORT,... or exec:CONTAINER"
             )),
         }
     }
@@ -64,17 +75,10 @@ impl Counts {
     pub(crate) async fn fetch(&self, ids: &[Uuid]) -> anyhow::Result<Vec<u64>> {
         let keys: Vec<String> = ids.iter().map(|id| session_key(*id)).collect();
         let counts: Vec<Option<u64>> = match self {
-            Counts::Url(url) => {
-                let client = redis::Client::open(url.as_str())?;
-                let mut conn = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .with_context(|| format!("connecting to {url}"))?;
-                let mut pipe = redis::pipe();
-                keys.iter().for_each(|key| {
-                    pipe.hget(key, "count");
-                });
-                pipe.query_async(&mut conn).await?
+            Counts::Url(url) => url_counts(url, &keys).await?,
+            Counts::Sentinel(sentinel, name) => {
+                let primary = primary_of(sentinel, name).await?;
+                url_counts(&primary, &keys).await?
             }
             Counts::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClient::new(nodes.clone())?;
@@ -92,6 +96,36 @@ impl Counts {
         };
         Ok(counts.into_iter().map(Option::unwrap_or_default).collect())
     }
+}
+
+/// `HGET key count` for each key, pipelined.
+async fn url_counts(url: &str, keys: &[String]) -> anyhow::Result<Vec<Option<u64>>> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let mut pipe = redis::pipe();
+    keys.iter().for_each(|key| {
+        pipe.hget(key, "count");
+    });
+    Ok(pipe.query_async(&mut conn).await?)
+}
+
+/// The URL of the primary the sentinel at `sentinel` names for `name` now.
+async fn primary_of(sentinel: &str, name: &str) -> anyhow::Result<String> {
+    let client = redis::Client::open(sentinel)?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .with_context(|| format!("connecting to the sentinel {sentinel}"))?;
+    let (host, port): (String, u16) = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(name)
+        .query_async(&mut conn)
+        .await
+        .with_context(|| format!("asking {sentinel} for the primary of {name:?}"))?;
+    Ok(format!("redis://{host}:{port}"))
 }
 
 /// `HGET key count` for each key through `docker exec -i CONTAINER redis-cli --raw`.
@@ -155,7 +189,22 @@ mod tests {
             ]))
         );
         assert_eq!(parse("exec:abc"), Ok(Counts::Exec("abc".into())));
-        for bad in ["", "exec:", "cluster:", "host", "host:port"] {
+        assert_eq!(
+            parse("sentinel:127.0.0.1:26379/switchyard"),
+            Ok(Counts::Sentinel(
+                "redis://127.0.0.1:26379".into(),
+                "switchyard".into()
+            ))
+        );
+        for bad in [
+            "",
+            "exec:",
+            "cluster:",
+            "sentinel:h:1",
+            "sentinel:/x",
+            "host",
+            "host:port",
+        ] {
             let error = parse(bad).unwrap_err();
             assert!(
                 error.contains("needs") || error.contains(bad),

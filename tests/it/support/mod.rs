@@ -6,6 +6,7 @@ pub(crate) mod client;
 pub(crate) mod raw;
 pub(crate) mod redis;
 pub(crate) mod sender;
+pub(crate) mod topology;
 pub(crate) mod wait;
 
 pub(crate) use app::TestApp;
@@ -17,6 +18,11 @@ pub(crate) use sender::Sender;
 pub(crate) use wait::within;
 
 use std::net::SocketAddr;
+
+/// The tests that load both cores (hundreds of clients, replicated Redis deployments) run one
+/// at a time, so the timings they assert measure the server, not their siblings.
+pub(crate) static ONE_HEAVY_TEST_AT_A_TIME: tokio::sync::Mutex<()> =
+    tokio::sync::Mutex::const_new(());
 
 /// The Redis key of the session a session frame names (`switchyard::store::session_key`).
 pub(crate) fn session_key(session_id: &str) -> String {

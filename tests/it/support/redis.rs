@@ -15,10 +15,12 @@ pub(crate) struct TestRedis {
     port: u16,
     /// Some for a Redis that persists to an append-only file, so a restart keeps the data.
     dir: Option<PathBuf>,
+    /// More redis-server arguments (replication, cluster mode).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind port 0")
         .local_addr()
@@ -44,10 +46,26 @@ impl TestRedis {
         Self::launch(Some(dir)).await
     }
 
+    /// A Redis with no persistence and these more arguments, in its own directory (where a
+    /// cluster node keeps its nodes.conf).
+    pub(crate) async fn start_with(port: u16, extra: Vec<String>) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchyard-it-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create redis dir");
+        let mut redis = TestRedis {
+            port,
+            dir: Some(dir),
+            extra,
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
     async fn launch(dir: Option<PathBuf>) -> Self {
         let mut redis = TestRedis {
             port: free_port(),
             dir,
+            extra: Vec::new(),
             child: None,
         };
         redis.restart().await;
@@ -58,12 +76,13 @@ impl TestRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// This Redis with a deadline of `timeout` per call.
     pub(crate) fn config(&self, timeout: Duration) -> RedisConfig {
-        RedisConfig {
-            url: self.url(),
-            timeout,
-        }
+        RedisConfig::new(self.url(), timeout.as_millis() as u64).expect("valid")
     }
 
     /// Applies every migration (`switchyard migrate`'s work, in process).
@@ -86,6 +105,14 @@ impl TestRedis {
             "",
         ]);
         match &self.dir {
+            Some(dir) if !self.extra.is_empty() => command
+                .args([
+                    "--dir",
+                    dir.to_str().expect("utf-8 path"),
+                    "--appendonly",
+                    "no",
+                ])
+                .args(&self.extra),
             Some(dir) => command.args([
                 "--dir",
                 dir.to_str().expect("utf-8 path"),
