@@ -36,7 +36,7 @@ trap cleanup EXIT
 
 build() {
     log "building release binaries"
-    cargo build --release --quiet --bin switchyard -p switchyard -p switchyard-load
+    cargo build --release --quiet -p switchyard -p switchyard-load
 }
 
 start_redis() { start_scratch_redis "$WORK/redis.log"; }
@@ -144,7 +144,7 @@ promote_run() (
     # shellcheck source=/dev/null # written by stack.sh up
     . "$STACK_DIR/stack.env"
     run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms "${PROMOTE_INTERVAL_MS:-2000}" \
-        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
+        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
     grep -E "✓|promoted" "$WORK/promote.log" | sed 's/^/   /' >&2 || true
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
 )

@@ -1,11 +1,19 @@
 # shellcheck shell=bash
-# What the end-to-end tests share (test-bluegreen.sh, test-compose.sh): counted checks, the
-# clients of tests/e2e/clients.py (start, let traffic flow, stop, read their result) and a
-# promote whose steps are echoed. A test sets WORK (its scratch folder) and CLIENTS first.
+# What the end-to-end tests share (test-bluegreen.sh, test-compose.sh, ...): counted checks,
+# the one checker's clients (`switchyard-load clients`: start, let traffic flow, stop, read
+# their verdict) and a promote whose steps are echoed. A test sets WORK (its scratch folder)
+# and CLIENTS first, and builds with build_release.
 
 FAILURES=0
 CHECKS=0
 CLIENTS_PID=""
+LOAD=$ROOT/target/release/switchyard-load
+
+# build_release: the server and the checker, release builds.
+build_release() {
+    log "building the release binaries (switchyard, switchyard-load)"
+    (cd "$ROOT" && cargo build --release --quiet -p switchyard -p switchyard-load)
+}
 
 check() { # check DESCRIPTION COMMAND...
     local what=$1
@@ -29,10 +37,13 @@ check_summary() {
 stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/null || true; fi; }
 
 # start_clients URL REDIS: CLIENTS clients through URL, every one connected before it returns;
-# REDIS (PORT or HOST:PORT) is where their sessions are counted at the end.
+# REDIS is where their sessions are counted at the end: PORT (127.0.0.1), HOST:PORT, a
+# redis:// URL, cluster:HOST:PORT,... or exec:CONTAINER.
 start_clients() {
-    "$VENV/bin/python" "$ROOT/tests/e2e/clients.py" "$1" "$CLIENTS" "${E2E_INTERVAL_MS:-100}" \
-        "$WORK/clients.ready" "$WORK/clients.stop" "$2" >"$WORK/clients.json" 2>"$WORK/clients.err" &
+    rm -f "$WORK/clients.ready" "$WORK/clients.stop" "$WORK/clients.progress"
+    "$LOAD" clients --url "$1" -n "$CLIENTS" --interval-ms "${E2E_INTERVAL_MS:-100}" --redis "$2" \
+        --ready-file "$WORK/clients.ready" --stop-file "$WORK/clients.stop" \
+        --progress-file "$WORK/clients.progress" --max-secs 900 >"$WORK/clients.json" 2>"$WORK/clients.err" &
     CLIENTS_PID=$!
     local deadline=$((SECONDS + 60))
     until [ -e "$WORK/clients.ready" ]; do
@@ -43,7 +54,7 @@ start_clients() {
     log "$CLIENTS clients connected through $1"
 }
 
-progress() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.stop.progress" "$1"; }
+progress() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.progress" "$1"; }
 closes_so_far() { progress closes; }
 failed_connects_so_far() { progress failed_connects; }
 acked_so_far() { progress acked; }
@@ -76,12 +87,16 @@ stop_clients() {
         [ $SECONDS -lt $deadline ] || die "clients did not stop within 60 s"
         sleep 0.1
     done
-    wait "$CLIENTS_PID" || { cat "$WORK/clients.err"; die "clients failed"; }
+    wait "$CLIENTS_PID" || { tail -20 "$WORK/clients.err"; die "clients failed"; }
     CLIENTS_PID=""
     log "clients: $(cat "$WORK/clients.json")"
 }
 
-result() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/clients.json" "$1"; }
+# result FIELD[.FIELD]: one value of the clients' verdict, e.g. lost or reconnect_latency.p99_ms.
+result() {
+    python3 -c 'import functools,json,sys; print(functools.reduce(lambda v, k: v[k], sys.argv[2].split("."), json.load(open(sys.argv[1]))))' \
+        "$WORK/clients.json" "$1"
+}
 
 # check_no_failed_connect: not one connect attempt failed in the whole run (after stop_clients).
 check_no_failed_connect() { check "zero failed connects" test "$(result failed_connects)" = 0; }
@@ -93,4 +108,5 @@ check_nothing_lost() {
     check "no message lost (Redis count ≥ acknowledged)" test "$(result lost)" = 0
     check "no message doubled (Redis count ≤ acknowledged)" test "$(result doubled)" = 0
     check "every session accounted for" test "$(result sessions)" = "$CLIENTS"
+    check "every client finished its last message" test "$(result unfinished)" = 0
 }

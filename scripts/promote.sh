@@ -9,9 +9,11 @@
 #   --dry-run    print the plan and change nothing
 #   --rollback   switch back to the previous color, restarting it on the build it ran
 #   --steps      print the step names, one per line
-# environment: STACK=local (scripts/stack.sh, default), compose or swarm (a Docker host),
-#   STACK_DIR, READY_TIMEOUT (30 s), CONFIRM_TIMEOUT (10 s), DRAIN_WAIT (40 s),
-#   PROMOTE_ENV ("VAR=VALUE ..." for the new color; local stack only)
+# environment: STACK=local (scripts/stack.sh, default), compose or swarm (a Docker host), or
+#   k8s (a cluster with deploy/k8s applied, through kubectl: IMAGE names the build, and
+#   --dry-run lists every kubectl command, with no cluster needed; README: Kubernetes),
+#   STACK_DIR, READY_TIMEOUT (30 s; k8s 180), CONFIRM_TIMEOUT (10 s; k8s 30),
+#   DRAIN_WAIT (40 s; k8s 60), PROMOTE_ENV ("VAR=VALUE ..." for the new color; local only)
 set -Eeuo pipefail
 . "$(dirname "$0")/stack-lib.sh"
 use_stack
@@ -139,12 +141,19 @@ explain_switch_traefik() { echo "rename a new dynamic file into Traefik's watche
 explain_confirm_switch() { echo "Traefik's API shows $NEW active and / answers as $NEW (≤ ${CONFIRM_TIMEOUT}s)"; }
 explain_drain_old() { echo "stop $OLD with SIGTERM, wait for its exit with status 0 (≤ ${DRAIN_WAIT}s)"; }
 
+# explain STEP: what STEP does, in the stack's words when it has its own (stack_explain_STEP).
+explain() {
+    if declare -F "stack_explain_$1" >/dev/null; then "stack_explain_$1"; else "explain_$1"; fi
+}
+
 print_plan() {
     local n=0 name
     echo "promote plan ($STACK stack, dry run, nothing changed):"
     for name in "${STEPS[@]}"; do
         n=$((n + 1))
-        printf '  %d. %-15s %s\n' "$n" "$name" "$("explain_$name")"
+        printf '  %d. %-15s %s\n' "$n" "$name" "$(explain "$name")"
+        # A stack that can list the commands of a step (STACK=k8s) shows them under it.
+        if declare -F plan_commands >/dev/null; then plan_commands "$name" | sed 's/^/       $ /'; fi
     done
 }
 

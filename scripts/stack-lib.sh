@@ -118,7 +118,8 @@ STACK_FUNCTIONS=(
 )
 
 # use_stack: loads the stack STACK names — local (scripts/stack-local.sh, the default),
-# compose (stack-compose.sh) or swarm (stack-swarm.sh on top of stack-compose.sh) — and
+# compose (stack-compose.sh), swarm (stack-swarm.sh on top of stack-compose.sh) or k8s
+# (stack-k8s.sh: kubectl on a cluster with deploy/k8s applied) — and
 # checks it has every function of STACK_FUNCTIONS.
 use_stack() {
     case "${STACK:=local}" in
@@ -136,7 +137,11 @@ use_stack() {
             # shellcheck source=scripts/stack-swarm.sh
             . "$ROOT/scripts/stack-swarm.sh"
             ;;
-        *) die "STACK is local, compose or swarm, not '$STACK'" ;;
+        k8s)
+            # shellcheck source=scripts/stack-k8s.sh
+            . "$ROOT/scripts/stack-k8s.sh"
+            ;;
+        *) die "STACK is local, compose, swarm or k8s, not '$STACK'" ;;
     esac
     local name missing=()
     for name in "${STACK_FUNCTIONS[@]}"; do

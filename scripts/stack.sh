@@ -7,7 +7,8 @@
 #
 # STACK=compose runs the same stack in containers (compose.yml on the local Docker engine,
 # images built without a registry by scripts/images.sh; see scripts/stack-compose.sh), with
-# Traefik on the same ports; COMPOSE_PROJECT (switchyard) names it.
+# Traefik on the same ports; COMPOSE_PROJECT (switchyard) names it. STACK=k8s works on a
+# cluster with deploy/k8s applied (status, logs; `up` and `down` say which kubectl to run).
 #
 # Ports and paths come from the environment (REDIS_PORT, BLUE_PORT, GREEN_PORT, TRAEFIK_PORT,
 # TRAEFIK_API_PORT, STACK_DIR, REDIS_URL for an existing Redis, SWITCHYARD_BIN for a prebuilt

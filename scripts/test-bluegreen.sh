@@ -68,8 +68,7 @@ exited_zero() { [ "$(cat "$STACK_DIR/$1.exit" 2>/dev/null)" = 0 ]; }
 
 ensure_redis
 ensure_venv
-log "building the release binary"
-(cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+build_release
 start_private_stack
 start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$REDIS_PORT"
 

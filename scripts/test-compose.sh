@@ -138,7 +138,7 @@ swarm_test() {
     check "every client reconnected (Swarm promote)" test "$(result reconnects)" -ge "$CLIENTS"
     check_no_failed_connect
     check_nothing_lost
-    log "Swarm reconnects: p50 $(result reconnect_ms_p50) ms, p99 $(result reconnect_ms_p99) ms"
+    log "Swarm reconnects: p50 $(result reconnect_latency.p50_ms) ms, p99 $(result reconnect_latency.p99_ms) ms"
     "$ROOT/scripts/stack.sh" down >"$WORK/swarm-down.log" 2>&1 || { cat "$WORK/swarm-down.log" >&2; die "stack.sh down (swarm) failed"; }
     check "Swarm down leaves no container or network of the stack" \
         test -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker network ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")"
@@ -156,10 +156,9 @@ if ! engine_answers; then
     echo "1 passed, 0 failed, 1 skipped"
     exit 0
 fi
-ensure_redis # redis-cli, to count the sessions in the containerised Redis
+
 ensure_venv
-log "building the release binary"
-cargo build --release --quiet --bin switchyard
+build_release
 bring_up
 redis_address="$(address_of "$(running_containers redis)"):6379"
 start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$redis_address"
@@ -189,7 +188,7 @@ stop_clients
 check "every client reconnected at least twice (two promotes)" test "$(result reconnects)" -ge $((CLIENTS * 2))
 log "failed connect attempts after the kill, each retried: $(result failed_connects)"
 check_nothing_lost
-log "reconnects: p50 $(result reconnect_ms_p50) ms, p99 $(result reconnect_ms_p99) ms, max $(result reconnect_ms_max) ms"
+log "reconnects: p50 $(result reconnect_latency.p50_ms) ms, p99 $(result reconnect_latency.p99_ms) ms, max $(result reconnect_latency.max_ms) ms"
 
 log "down"
 "$ROOT/scripts/stack.sh" down >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log" >&2; die "stack.sh down failed"; }

@@ -75,7 +75,7 @@ k6_promote() {
 
 generator_promote() {
     timeout 90 "$LOAD" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n 50 --interval-ms 100 --settle-secs 1 \
-        --redis-url "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote-gen.log 2>&1" >"$WORK/promote.json"
+        --redis "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote-gen.log 2>&1" >"$WORK/promote.json"
     python3 - "$WORK/promote.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

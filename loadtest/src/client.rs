@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 use crate::Common;
+use crate::checker::{Action, action};
 
 /// How long any single frame may take.
 pub(crate) const FRAME_TIMEOUT: Duration = Duration::from_secs(15);
@@ -119,11 +120,12 @@ impl Client {
         Ok((client, session))
     }
 
-    async fn send_seq(&mut self, seq: u64) -> anyhow::Result<()> {
+    /// Sends `seq` once and returns its reply (heartbeats skipped) or the close code.
+    pub(crate) async fn send(&mut self, seq: u64) -> anyhow::Result<Result<Value, CloseCode>> {
         self.ws
             .send(Message::text(format!("{{\"seq\":{seq}}}")))
             .await?;
-        Ok(())
+        self.next_reply().await
     }
 
     /// Sends `seq` and returns its reply, resending the same seq while the server answers
@@ -134,15 +136,8 @@ impl Client {
         seq: u64,
     ) -> anyhow::Result<Result<Value, CloseCode>> {
         loop {
-            self.send_seq(seq).await?;
-            match self.next_reply().await? {
-                Ok(reply)
-                    if reply["type"] == "error"
-                        && matches!(
-                            reply["code"].as_str(),
-                            Some("store_unavailable" | "outcome_unknown")
-                        ) =>
-                {
+            match self.send(seq).await? {
+                Ok(reply) if action(&reply, seq) == Action::Resend => {
                     tokio::time::sleep(RESEND_DELAY).await;
                 }
                 other => return Ok(other),

@@ -1,6 +1,7 @@
 //! switchyard-load: scale runs that k6 and Locust cannot do on two cores. Each scenario prints
 //! a progress line every second on stderr and one JSON result on stdout.
 
+mod checker;
 mod client;
 mod report;
 mod scenarios;
@@ -15,6 +16,18 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+/// Options of the checker's clients (promote, clients).
+#[derive(Debug, Clone, Args)]
+struct Checker {
+    /// Where the sessions are counted at the end: redis://URL, HOST:PORT, PORT (127.0.0.1),
+    /// cluster:HOST:PORT[,HOST:PORT...] or exec:CONTAINER (redis-cli in that container).
+    #[arg(long)]
+    redis: checker::Counts,
+    /// Pause between one client's messages, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    interval_ms: u64,
 }
 
 /// Options every scenario shares.
@@ -80,18 +93,34 @@ enum Scenario {
     Promote {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        checker: Checker,
         /// The deploy to run under load, e.g. "scripts/promote.sh".
         #[arg(long)]
         promote_cmd: String,
-        /// Redis holding the sessions, to check for lost and doubled messages.
-        #[arg(long)]
-        redis_url: String,
-        /// Pause between one client's messages, in milliseconds.
-        #[arg(long, default_value_t = 200)]
-        interval_ms: u64,
         /// Seconds of load before and after the promote.
         #[arg(long, default_value_t = 3)]
         settle_secs: u64,
+    },
+    /// Clients sending numbered messages until a stop file appears, for a test that does
+    /// things to the stack meanwhile; the verdict (nothing lost or doubled) on stdout.
+    Clients {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        checker: Checker,
+        /// Created once every client has its session.
+        #[arg(long)]
+        ready_file: std::path::PathBuf,
+        /// The clients finish their message in flight and stop once this file exists.
+        #[arg(long)]
+        stop_file: std::path::PathBuf,
+        /// Rewritten every 100 ms: {"connected", "closes", "failed_connects", "acked"}.
+        #[arg(long)]
+        progress_file: std::path::PathBuf,
+        /// Give up (exit 1) when no stop file has appeared after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        max_secs: u64,
     },
 }
 
@@ -112,18 +141,38 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Resume { common } => scenarios::resume(&common).await?,
         Scenario::Promote {
             common,
+            checker,
             promote_cmd,
-            redis_url,
-            interval_ms,
             settle_secs,
         } => {
-            let settle = Duration::from_secs(settle_secs);
             scenarios::promote(
                 &common,
                 &promote_cmd,
-                &redis_url,
-                Duration::from_millis(interval_ms),
-                settle,
+                &checker.redis,
+                Duration::from_millis(checker.interval_ms),
+                Duration::from_secs(settle_secs),
+            )
+            .await?
+        }
+        Scenario::Clients {
+            common,
+            checker,
+            ready_file,
+            stop_file,
+            progress_file,
+            max_secs,
+        } => {
+            let files = scenarios::Files {
+                ready: ready_file,
+                stop: stop_file,
+                progress: progress_file,
+            };
+            scenarios::clients(
+                &common,
+                &files,
+                &checker.redis,
+                Duration::from_millis(checker.interval_ms),
+                Duration::from_secs(max_secs),
             )
             .await?
         }

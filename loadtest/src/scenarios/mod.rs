@@ -1,5 +1,6 @@
 //! The scenarios; each returns its JSON result.
 
+mod clients;
 mod drain;
 mod echo;
 mod fanout;
@@ -7,6 +8,7 @@ mod hold;
 mod promote;
 mod resume;
 
+pub(crate) use clients::{Files, clients};
 pub(crate) use drain::drain;
 pub(crate) use echo::echo;
 pub(crate) use fanout::fanout;
