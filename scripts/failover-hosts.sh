@@ -21,6 +21,7 @@
 # when missing. About 2 minutes. Removes every container and the network it made, by name.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/images.sh" # prepare_app_context
 case "${1:-}" in
     "") ;;
     -h | --help) print_help "$0"; exit 0 ;;
@@ -32,6 +33,9 @@ CLIENTS=${HOSTS_CLIENTS:-50}
 export HOSTS_PROJECT=${HOSTS_PROJECT:-switchyard-hosts-$$}
 export HOSTS_NETWORK=$HOSTS_PROJECT-net
 COUNTS=$HOSTS_PROJECT-counts
+# The app image of this run, from this checkout's release binary (switchyard:latest is shared
+# with whatever else runs scripts/images.sh on this engine).
+export HOSTS_APP_IMAGE=$HOSTS_PROJECT-app:latest
 COMPOSE_FILE=$ROOT/docker/compose.sentinel.yml
 WORK=$(mktemp -d /tmp/switchyard-hosts.XXXXXX)
 RUN_DIR=$WORK
@@ -51,16 +55,18 @@ cleanup() {
     docker rm -f "$COUNTS" >/dev/null 2>&1 || true
     compose down --remove-orphans --timeout 5 >/dev/null 2>&1 || true
     docker network rm "$HOSTS_NETWORK" >/dev/null 2>&1 || true
+    docker image rm "$HOSTS_APP_IMAGE" >/dev/null 2>&1 || true
     rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
 
 # await SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s until it succeeds, or dies naming WHAT.
 await() {
-    local deadline=$((SECONDS + $1)) what=$2
+    local secs=$1 what=$2
+    local deadline=$((SECONDS + secs))
     shift 2
     until "$@"; do
-        [ $SECONDS -lt $deadline ] || die "$what: not within $1 s"
+        [ $SECONDS -lt $deadline ] || die "$what: not within $secs s"
         sleep 0.1
     done
 }
@@ -106,7 +112,10 @@ is_replica_of() {
     grep -qx "role:slave" <<<"$info" && grep -qx "master_host:$2" <<<"$info" &&
         grep -qx "master_link_status:up" <<<"$info"
 }
-connected_replicas() { docker exec "$1" redis-cli INFO replication | tr -d '\r' | sed -n 's/^connected_slaves://p'; }
+# has_replicas NODE N: NODE has N replicas connected.
+has_replicas() {
+    [ "$(docker exec "$1" redis-cli INFO replication 2>/dev/null | tr -d '\r' | sed -n 's/^connected_slaves://p')" = "$2" ]
+}
 ready() { curl -fs -o /dev/null --max-time 2 "http://$1:8000/readyz"; }
 
 # The two client groups, one per app replica, each in its own folder under RUN_DIR/PHASE.
@@ -162,13 +171,15 @@ up() {
     ensure_apt docker-compose docker-compose
     docker info >/dev/null 2>&1 || die "no Docker engine answers 'docker info'"
     if [ ! -x "$LOAD" ] || [ ! -x "$ROOT/target/release/switchyard" ]; then build_release; fi
-    docker image inspect switchyard:latest switchyard-redis:local >/dev/null 2>&1 ||
+    docker image inspect switchyard-os:bookworm switchyard-redis:local >/dev/null 2>&1 ||
         "$ROOT/scripts/images.sh"
+    prepare_app_context "$RUN_DIR/app"
+    docker build -q --build-arg BASE=switchyard-os:bookworm -t "$HOSTS_APP_IMAGE" "$RUN_DIR/app" \
+        >/dev/null 2>"$RUN_DIR/app.err" || { cat "$RUN_DIR/app.err" >&2; die "docker build of $HOSTS_APP_IMAGE failed"; }
     make_network
     log "network $HOSTS_NETWORK ($NET_PREFIX.0/24); starting 3 Redis, 3 sentinels, 2 apps"
     compose up -d >"$RUN_DIR/up.log" 2>&1 || { cat "$RUN_DIR/up.log" >&2; die "docker-compose up failed"; }
-    await 30 "both replicas in sync with redis1" \
-        test "$(connected_replicas "$HOSTS_PROJECT-redis1" 2>/dev/null)" = 2
+    await 30 "both replicas in sync with redis1" has_replicas "$HOSTS_PROJECT-redis1" 2
     await 30 "the three sentinels naming redis1" every_sentinel_names "$NET_PREFIX.11"
     await 60 "app1 ready" ready "$NET_PREFIX.21"
     await 30 "app2 ready" ready "$NET_PREFIX.22"
