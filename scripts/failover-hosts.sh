@@ -210,11 +210,12 @@ kill_phase() {
     stop_groups
 }
 
-# probe_writes NODE: one SET and a WAIT for one replica (300 ms) on one connection inside NODE:
-# prints "refused" (NOREPLICAS), "unacknowledged" (applied, no replica has it) or "acknowledged".
+# probe_writes NODE VALUE: SET failover-hosts:probe VALUE and a WAIT for one replica (300 ms) on
+# one connection inside NODE: prints "refused" (NOREPLICAS), "unacknowledged" (applied, no
+# replica has it) or "acknowledged".
 probe_writes() {
     local out
-    out=$(printf 'SET failover-hosts:probe %s\nWAIT 1 300\n' "$(date +%s%N)" |
+    out=$(printf 'SET failover-hosts:probe %s\nWAIT 1 300\n' "$2" |
         docker exec -i "$1" redis-cli 2>&1 | tr -d '\r')
     case "$out" in
         *NOREPLICAS*) echo refused ;;
@@ -227,9 +228,10 @@ probe_writes() {
 partition_phase() {
     PHASE=partition
     local old node when acked probe first_refusal="" acked_after_cut=0 unacked=0
+    local before_cut=before-$$ last_unacked="" last_accepted=none
     old=$(primary_ip)
     node=$(node_of "$old")
-    check "the primary $node acknowledges writes before the cut" test "$(probe_writes "$node")" = acknowledged
+    check "the primary $node acknowledges writes before the cut" test "$(probe_writes "$node" "$before_cut")" = acknowledged
     start_groups "$PHASE"
     flow
     acked=$(acked_total)
@@ -239,17 +241,20 @@ partition_phase() {
     # A client on the old primary's side of the cut (redis-cli inside its container).
     local deadline=$((SECONDS + 15))
     while [ -z "$first_refusal" ] && [ $SECONDS -lt $deadline ]; do
-        probe=$(probe_writes "$node")
+        probe=$(probe_writes "$node" "after-$unacked")
         case "$probe" in
             refused) first_refusal=$(($(date +%s%3N) - when)) ;;
-            unacknowledged) unacked=$((unacked + 1)) ;;
+            unacknowledged)
+                last_unacked=after-$unacked unacked=$((unacked + 1))
+                last_accepted=$(($(date +%s%3N) - when))
+                ;;
             acknowledged) acked_after_cut=$((acked_after_cut + 1)) ;;
             *) log "  probe: $probe" ;;
         esac
     done
     check "the cut-off primary acknowledged no write (WAIT 1 answered 0)" test "$acked_after_cut" = 0
     check "the cut-off primary refused writes (NOREPLICAS) within 15 s" test -n "$first_refusal"
-    log "  cut-off primary: $unacked probe writes applied but unacknowledged, then refused ${first_refusal:-never} ms after the cut"
+    log "  cut-off primary: $unacked probe writes applied but unacknowledged, the last one answered $last_accepted ms after the cut; refused from ${first_refusal:-never} ms"
     await 30 "the sentinels electing a new primary" primary_is_not "$old"
     log "  sentinels elected $(primary_ip) $(($(date +%s%3N) - when)) ms after the cut"
     recovered_after "$when" "$acked"
@@ -259,6 +264,12 @@ partition_phase() {
     new=$(primary_ip)
     await 60 "$node back as a replica of $new" is_replica_of "$node" "$new"
     log "  $node reconnected: a replica of $new"
+    # What the cut-off primary applied without acknowledging is gone everywhere; the last
+    # acknowledged value is what the new primary and the rejoined node hold.
+    check "the write acknowledged before the cut survived on the new primary" \
+        test "$(docker exec "$(node_of "$new")" redis-cli GET failover-hosts:probe | tr -d '\r')" = "$before_cut"
+    check "the rejoined node dropped the writes it applied while cut off (last: ${last_unacked:-none})" \
+        test "$(docker exec "$node" redis-cli GET failover-hosts:probe | tr -d '\r')" = "$before_cut"
     flow
     stop_groups
 }
