@@ -107,6 +107,18 @@ every_sentinel_names() {
         [ "$(docker exec "$HOSTS_PROJECT-sentinel$s" redis-cli -p 26379 SENTINEL get-master-addr-by-name switchyard | head -n1)" = "$1" ] || return 1
     done
 }
+# sentinels_see_all: every sentinel knows the 2 other sentinels and 2 healthy replicas (they
+# learn replicas from the primary's INFO every 10 s: a fault before that leaves a replica
+# unknown, never reconfigured, and a primary with min-replicas-to-write and no replica).
+sentinels_see_all() {
+    local s out
+    for s in 1 2 3; do
+        out=$(docker exec "$HOSTS_PROJECT-sentinel$s" redis-cli -p 26379 SENTINEL master switchyard | tr -d '\r') || return 1
+        [ "$(sed -n '/^num-other-sentinels$/{n;p}' <<<"$out")" = 2 ] || return 1
+        out=$(docker exec "$HOSTS_PROJECT-sentinel$s" redis-cli -p 26379 SENTINEL replicas switchyard | tr -d '\r') || return 1
+        [ "$(sed -n '/^flags$/{n;p}' <<<"$out" | grep -cx slave)" = 2 ] || return 1
+    done
+}
 # is_replica_of NODE IP: NODE replicates from IP with its link up.
 is_replica_of() {
     local info
@@ -183,6 +195,7 @@ up() {
     compose up -d >"$RUN_DIR/up.log" 2>&1 || { cat "$RUN_DIR/up.log" >&2; die "docker-compose up failed"; }
     await 30 "both replicas in sync with redis1" has_replicas "$HOSTS_PROJECT-redis1" 2
     await 30 "the three sentinels naming redis1" every_sentinel_names "$NET_PREFIX.11"
+    await 30 "the sentinels seeing each other and both replicas" sentinels_see_all
     await 60 "app1 ready" ready "$NET_PREFIX.21"
     await 30 "app2 ready" ready "$NET_PREFIX.22"
     log "stack up: primary $NET_PREFIX.11, apps $NET_PREFIX.21 and .22"
@@ -208,6 +221,7 @@ kill_phase() {
     new=$(primary_ip)
     await 60 "$node back as a replica of $new" is_replica_of "$node" "$new"
     log "  $node is back as a replica of $new"
+    await 30 "the sentinels seeing $node as a healthy replica" sentinels_see_all
     flow
     stop_groups
 }
@@ -266,6 +280,7 @@ partition_phase() {
     new=$(primary_ip)
     await 60 "$node back as a replica of $new" is_replica_of "$node" "$new"
     log "  $node reconnected: a replica of $new"
+    await 30 "the sentinels seeing $node as a healthy replica" sentinels_see_all
     # What the cut-off primary applied without acknowledging is gone everywhere; the last
     # acknowledged value is what the new primary and the rejoined node hold.
     check "the write acknowledged before the cut survived on the new primary" \
