@@ -17,7 +17,8 @@
 # usage: scripts/failover-hosts.sh [--help]
 # environment: HOSTS_CLIENTS (clients per app replica, 50), HOSTS_PROJECT (container and network
 #   name prefix, switchyard-hosts-PID), HOSTS_MIN_REPLICAS_ACKED (the apps'
-#   REDIS_MIN_REPLICAS_ACKED, 1; 0 shows what the replica acknowledgement protects),
+#   REDIS_MIN_REPLICAS_ACKED, 1; 0 runs them without it — see the README for why the
+#   clients' verdict passes either way here),
 #   KEEP_E2E=1 keeps the logs in artifacts/failover-hosts.
 # Needs root and a Docker engine; builds the images (scripts/images.sh) and the release binaries
 # when missing. About 2 minutes. Removes every container and the network it made, by name.
