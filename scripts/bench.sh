@@ -5,10 +5,13 @@
 #
 # usage: scripts/bench.sh [--quick] [SCENARIO...]
 #   --quick    small sizes (÷ 10), about a minute: for checking the script, not for the record
-#   SCENARIO   any of coldstart hold echo fanout resume drain promote (default: all); the
-#              report keeps earlier results of the scenarios not run
+#   SCENARIO   any of coldstart hold echo fanout resume drain promote topologies failover
+#              (default: all); the report keeps earlier results of the scenarios not run
+#   topologies: counted messages at 1 000 connections on one server per Redis topology (single,
+#   Sentinel with the replica acknowledgement, Cluster of 3 primaries); failover: the failover
+#   test (scripts/test-failover.sh) at 1 000 clients on Sentinel and Cluster, recorded
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/stack-lib.sh"
 cd "$ROOT"
 
 QUICK=""
@@ -16,20 +19,20 @@ case "${1:-}" in
     -h | --help) print_help "$0"; exit 0 ;;
     --quick) QUICK=--quick; shift ;;
 esac
-SCENARIOS=${*:-coldstart hold echo fanout resume drain promote}
+SCENARIOS=${*:-coldstart hold echo fanout resume drain promote topologies failover}
 RESULTS=$ROOT/loadtest/results
-LOAD=$ROOT/target/release/switchyard-load
 SERVER=$ROOT/target/release/switchyard
 WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
 REDIS_PID=""
 SERVER_PID=""
 if [ "$QUICK" = --quick ]; then SCALE=10; else SCALE=1; fi
+# start_topology_stack (private stacks on free ports) and STACKS
+. "$ROOT/scripts/e2e-lib.sh"
 HOLD_MAX=$((19000 / SCALE))
 
 cleanup() {
     stop_pid "$SERVER_PID"
     stop_pid "$REDIS_PID"
-    STACK_DIR=$WORK/stack "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -133,21 +136,41 @@ drain_run() {
     log "   server exit status $status"
 }
 
-# In a subshell: the private stack's settings must not leak into later scenarios.
+# In a subshell: the private stack's settings must not leak into later scenarios. Two
+# replicas per color behind Traefik.
+# shellcheck disable=SC2030,SC2031 # the subshell's settings are meant to stay in it
 promote_run() (
     local n=$((5000 / SCALE))
-    export STACK_DIR=$WORK/stack
-    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
-        TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" \
-        SWITCHYARD_ENV="DRAIN_SPREAD_MS=${PROMOTE_SPREAD_MS:-10000}" "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 ||
-        { cat "$WORK/stack.log"; die "stack did not come up"; }
-    # shellcheck source=/dev/null # written by stack.sh up
-    . "$STACK_DIR/stack.env"
+    export STACK_DIR=$WORK/stack-promote STACK=local
+    trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1' EXIT
+    SWITCHYARD_BIN="$SERVER" SWITCHYARD_ENV="DRAIN_SPREAD_MS=${PROMOTE_SPREAD_MS:-10000}" start_topology_stack single 2
     run "promote-$n" promote --url "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" -n "$n" --interval-ms "${PROMOTE_INTERVAL_MS:-2000}" \
-        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis "$REDIS_URL" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
+        --settle-secs 5 --source-addresses "${PROMOTE_SOURCES:-64}" --redis "$REDIS_PORT" --promote-cmd "$ROOT/scripts/promote.sh >$WORK/promote.log 2>&1"
     grep -E "✓|promoted" "$WORK/promote.log" | sed 's/^/   /' >&2 || true
-    "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
 )
+
+# topologies_run: one server (blue-1 of a private stack) per topology, 1 000 connections
+# sending counted messages for 10 s.
+# shellcheck disable=SC2030,SC2031 # the subshell's settings are meant to stay in it
+topologies_run() (
+    local topology n=$((1000 / SCALE))
+    export STACK=local
+    trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1' EXIT
+    for topology in single sentinel cluster; do
+        export STACK_DIR=$WORK/stack-$topology
+        SWITCHYARD_BIN="$SERVER" start_topology_stack "$topology" 1
+        run "topology-$topology" echo --url "ws://127.0.0.1:${BLUE_PORTS%% *}/ws/chat/" -n "$n" --duration-secs $((10 / SCALE + 2)) \
+            --source-addresses 200
+        "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
+    done
+)
+
+# failover_run: the failover test at 1 000 clients on Sentinel and Cluster, its verdicts kept.
+failover_run() {
+    E2E_CLIENTS=$((1000 / SCALE)) FAILOVER_TOPOLOGIES="sentinel cluster" FAILOVER_RESULTS=$RESULTS \
+        "$ROOT/scripts/test-failover.sh" >"$WORK/failover.log" 2>&1 || { tail -n 40 "$WORK/failover.log"; die "the failover run failed"; }
+    grep -E "^  (sentinel|cluster):" "$WORK/failover.log" >&2 || true
+}
 
 ensure_redis
 ensure_venv
@@ -164,7 +187,9 @@ for scenario in $SCENARIOS; do
         resume) resume_run ;;
         drain) rm -f "$RESULTS"/drain-*.json; drain_run ;;
         promote) rm -f "$RESULTS"/promote-*.json; promote_run ;;
-        *) die "unknown scenario '$scenario' (coldstart hold echo fanout resume drain promote)" ;;
+        topologies) rm -f "$RESULTS"/topology-*.json; topologies_run ;;
+        failover) rm -f "$RESULTS"/failover-*.json; failover_run ;;
+        *) die "unknown scenario '$scenario' (coldstart hold echo fanout resume drain promote topologies failover)" ;;
     esac
 done
 "$VENV/bin/python" "$ROOT/scripts/bench_report.py" "$RESULTS" "$ROOT/BENCHMARKS.md" "$QUICK"

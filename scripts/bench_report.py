@@ -84,7 +84,29 @@ for n, p in by_prefix("promote"):
     row(f"promote under {n} clients through Traefik", "0 failed connects, 100 % resumed, 0 lost, 0 doubled, p99 reconnect ≤ 250 ms",
         f"{p['failed_connects']} failed, {p['resumed_fraction'] * 100:.1f} % of {p['reconnects']} resumed, {p['lost']} lost, {p['doubled']} doubled, "
         f"reconnect p50 {lat['p50_ms']} / p99 {lat['p99_ms']} ms, promote {p['promote_ms']} ms", ok,
-        f"switchyard-load promote -n {n} --promote-cmd scripts/promote.sh")
+        f"switchyard-load promote -n {n} --promote-cmd scripts/promote.sh (2 replicas per color)")
+single = R.get("topology-single")
+for topology in ("sentinel", "cluster"):
+    t = R.get(f"topology-{topology}")
+    if not (t and single):
+        continue
+    share = t["messages_per_second"] / single["messages_per_second"]
+    goal, ok = (("≥ 75 % of single (the replica acknowledgement costs ≤ 25 %)", share >= 0.75) if topology == "sentinel"
+                else ("≥ 100 % of single", share >= 1))
+    lat, base = t["latency"], single["latency"]
+    row(f"counted messages, {t['connections']} connections, {topology} vs single", goal,
+        f"{t['messages_per_second']:,.0f} msg/s (p99 {lat['p99_ms']} ms) vs {single['messages_per_second']:,.0f} msg/s (p99 {base['p99_ms']} ms): {share * 100:.0f} %",
+        ok, f"scripts/bench.sh topologies (REDIS_TOPOLOGY={topology})")
+for topology in ("sentinel", "cluster"):
+    f = R.get(f"failover-{topology}")
+    if not f:
+        continue
+    gap = f["longest_ack_gap"]
+    ok = f["lost"] == 0 and f["doubled"] == 0 and f["unfinished"] == 0 and gap["p99_ms"] <= 5000
+    row(f"Redis failover ({topology}) under {f['clients']} clients", "0 lost, 0 doubled, first acknowledgement after the kill ≤ 5 s p99",
+        f"{f['lost']} lost, {f['doubled']} doubled; new primary in {f['failover_ms']} ms, acknowledged again (all clients) after {f['recovery_ms']} ms; "
+        f"each client's longest wait p50 {gap['p50_ms']} / p99 {gap['p99_ms']} ms", ok,
+        f"scripts/bench.sh failover (kill -9 of the primary)")
 c = R.get("coldstart")
 if c:
     row("cold start to ready", "≤ 200 ms", f"median {c['median_ms']} ms ({c['runs_ms']})", c["median_ms"] <= 200, "process start → first 200 from /readyz")

@@ -8,6 +8,7 @@
 FAILURES=0
 CHECKS=0
 CLIENTS_PID=""
+STACKS=()
 LOAD=$ROOT/target/release/switchyard-load
 
 # build_release: the server and the checker, release builds.
@@ -47,6 +48,24 @@ start_private_stack() {
 }
 
 stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/null || true; fi; }
+
+# start_topology_stack TOPOLOGY [REPLICAS]: a private stack of STACK_DIR (REPLICAS per color,
+# 2 by default) on free ports, its settings loaded; recorded in STACKS for the caller's cleanup.
+start_topology_stack() {
+    local extra=()
+    case "$1" in
+        single) extra=(REDIS_PORT="$(free_port)") ;;
+        sentinel) extra=(REDIS_PORTS="$(free_ports 3)" SENTINEL_PORTS="$(free_ports 3)") ;;
+        cluster) extra=(REDIS_PORTS="$(free_ports 6)" CLUSTER_BUS_PORTS="$(free_ports 6)") ;;
+    esac
+    STACKS+=("$STACK_DIR")
+    env REDIS_TOPOLOGY="$1" REPLICAS="${2:-2}" BLUE_PORTS="$(free_ports "${2:-2}")" GREEN_PORTS="$(free_ports "${2:-2}")" \
+        TRAEFIK_PORT="$(free_port)" TRAEFIK_API_PORT="$(free_port)" HEALTH_INTERVAL=1s "${extra[@]}" \
+        SWITCHYARD_ENV="${SWITCHYARD_ENV:-}" "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { tail -n 30 "$WORK/stack-up.log"; die "the $1 stack did not come up"; }
+    use_stack
+    load_stack_env
+    log "private $1 stack: Traefik :$TRAEFIK_PORT, blue :${BLUE_PORTS// /,:}, green :${GREEN_PORTS// /,:}, redis :${REDIS_PORTS// /,:}"
+}
 
 # start_clients URL REDIS: CLIENTS clients through URL, every one connected before it returns;
 # REDIS is where their sessions are counted at the end: PORT (127.0.0.1), HOST:PORT, a

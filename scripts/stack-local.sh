@@ -374,9 +374,13 @@ record_switch() {
 
 # stop_color COLOR [SECONDS]: stops every instance of COLOR at once (SIGKILL after SECONDS, 10).
 stop_color() {
-    local name url
-    while read -r name url; do stop_component "$name" "${2:-10}" & done <<<"$(color_instances "$1")"
-    wait
+    local name url pids=()
+    while read -r name url; do
+        stop_component "$name" "${2:-10}" &
+        pids+=($!)
+    done <<<"$(color_instances "$1")"
+    # Only these: a caller's own background processes are not ours to wait for.
+    wait "${pids[@]}"
 }
 
 color_log() { echo "$LOG_DIR/$1-*.log"; }

@@ -313,15 +313,18 @@ redis_primaries() {
 # ── stopping and status
 
 stop_redis() {
-    local name port
+    local name port pids=()
     [ -n "$STACK_REDIS_STARTED" ] || return 0
     if [ "$REDIS_TOPOLOGY" = sentinel ]; then
         port=$(sentinel_primary) && echo "${port##*:}" >"$STACK_DIR/sentinel-primary"
         while read -r name port; do stop_component "$name" 10; done <<<"$(sentinel_nodes)"
     fi
     [ "$REDIS_TOPOLOGY" != single ] || redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
-    while read -r name port; do stop_component "$name" 20 & done <<<"$(redis_nodes)"
-    wait
+    while read -r name port; do
+        stop_component "$name" 20 &
+        pids+=($!)
+    done <<<"$(redis_nodes)"
+    wait "${pids[@]}"
 }
 
 # node_role PORT: "primary" or "replica of HOST:PORT", as the node itself reports.

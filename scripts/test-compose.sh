@@ -11,7 +11,8 @@
 #      0 lost, 0 doubled, the old color's replicas exited 0 after their drain), Prometheus
 #      scraping every replica, and `down` leaving no container, network or volume behind;
 #   3. Swarm: the same files deployed on a one-node swarm (STACK=swarm; `docker swarm init`
-#      when the engine is not in one, left again at the end), a promote under 100 clients.
+#      when the engine is not in one, left again at the end), a promote under 100 clients;
+#   4. a Redis Sentinel failover across container hosts (scripts/failover-hosts.sh).
 # The live part is skipped, saying so, where no Docker engine answers (the process stack needs
 # none); REQUIRE_DOCKER=1 makes that a failure. It cleans up after itself even when it fails.
 set -euo pipefail
@@ -126,7 +127,6 @@ swarm_test() {
     gwbridge_before=$(gwbridge)
     export STACK=swarm COMPOSE_PROJECT=$PROJECT-swarm
     CLIENTS=$SWARM_CLIENTS
-    rm -f "$WORK/clients.ready" "$WORK/clients.stop" "$WORK/clients.stop.progress"
     log "Swarm (engine's swarm: $swarm_before)"
     bring_up
     start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "exec:$(docker ps -q --filter "label=com.docker.swarm.service.name=${COMPOSE_PROJECT}_redis")"
@@ -195,4 +195,8 @@ log "down"
 check "down leaves no container, network or volume of the project" test -z "$(project_objects)"
 
 swarm_test
+
+log "a Redis Sentinel failover across container hosts (scripts/failover-hosts.sh)"
+check "failover across hosts: the primary killed, then cut off; nothing lost or doubled" \
+    "$ROOT/scripts/failover-hosts.sh"
 check_summary "compose e2e"

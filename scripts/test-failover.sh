@@ -12,9 +12,11 @@
 # middleware sends an upgrade refused by the dead replica to another one), the promote
 # succeeded and every old replica that was not killed exited 0. Reported: the failover time (kill → new primary
 # named) and the recovery time (kill → acknowledged messages flowing again, measured from the
-# clients' progress file, sampled every 100 ms).
+# clients' progress file, sampled every 100 ms), and each client's longest wait between two
+# acknowledgements (p50/p99: the kill's stall as each client saw it, plus one message interval).
 # A topology the server does not read yet (no REDIS_TOPOLOGY in `switchyard serve --help`) is
-# skipped, saying so.
+# skipped, saying so. With FAILOVER_RESULTS=DIR each topology's verdict and times are also
+# written to DIR/failover-TOPOLOGY.json (scripts/bench.sh failover).
 set -euo pipefail
 . "$(dirname "$0")/stack-lib.sh"
 
@@ -25,7 +27,6 @@ TOP=$(mktemp -d /tmp/switchyard-failover.XXXXXX)
 WORK=$TOP
 export STACK=local
 . "$ROOT/scripts/e2e-lib.sh"
-STACKS=()
 REPORT=()
 
 cleanup() {
@@ -38,23 +39,6 @@ cleanup() {
     rm -rf "$TOP"
 }
 trap cleanup EXIT
-
-# start_topology_stack TOPOLOGY: a private stack, REPLICAS=2, on free ports.
-start_topology_stack() {
-    local extra=()
-    case "$1" in
-        single) extra=(REDIS_PORT="$(free_port)") ;;
-        sentinel) extra=(REDIS_PORTS="$(free_ports 3)" SENTINEL_PORTS="$(free_ports 3)") ;;
-        cluster) extra=(REDIS_PORTS="$(free_ports 6)" CLUSTER_BUS_PORTS="$(free_ports 6)") ;;
-    esac
-    STACKS+=("$STACK_DIR")
-    env REDIS_TOPOLOGY="$1" REPLICAS=2 BLUE_PORTS="$(free_ports 2)" GREEN_PORTS="$(free_ports 2)" \
-        TRAEFIK_PORT="$(free_port)" TRAEFIK_API_PORT="$(free_port)" HEALTH_INTERVAL=1s "${extra[@]}" \
-        "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { tail -n 30 "$WORK/stack-up.log"; die "the $1 stack did not come up"; }
-    use_stack
-    load_stack_env
-    log "private $1 stack: Traefik :$TRAEFIK_PORT, blue :${BLUE_PORTS// /,:}, green :${GREEN_PORTS// /,:}, redis :${REDIS_PORTS// /,:}"
-}
 
 # node_on PORT: the stack's name of the redis-server on PORT.
 node_on() { redis_nodes | awk -v port="$1" '$2 == port { print $1 }'; }
@@ -80,7 +64,7 @@ new_primary_named() {
     [ -n "$now" ] && [ "$now" != "$1" ]
 }
 
-progress_mtime() { stat -c %.3Y "$WORK/clients.stop.progress"; }
+progress_mtime() { stat -c %.3Y "$WORK/clients.progress"; }
 progress_after() { [ "$(progress_mtime | tr -d .)" -gt "$1" ]; }
 acked_beyond() { [ "$(acked_so_far)" -gt "$1" ]; }
 
@@ -168,11 +152,17 @@ run_topology() {
     check_no_failed_connect
     if [ "$topology" = single ]; then
         check "single: every client reconnected after the promote" test "$(result reconnects)" -ge "$CLIENTS"
-        REPORT+=("single: killed blue-1; $(result failed_connects) failed connects; $(result acked) acknowledged, lost $(result lost), doubled $(result doubled), reconnect p99 $(result reconnect_ms_p99) ms")
+        REPORT+=("single: killed blue-1; $(result failed_connects) failed connects; $(result messages_acked) acknowledged, lost $(result lost), doubled $(result doubled), reconnect p99 $(result reconnect_latency.p99_ms) ms")
         "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
         return
     fi
-    REPORT+=("$topology: killed $KILLED; new primary named in ${FAILOVER_MS:-?} ms; acknowledged again after ${RECOVERY_MS:-?} ms; $(result acked) acknowledged, lost $(result lost), doubled $(result doubled), store errors resent $(result store_errors), reconnect p99 $(result reconnect_ms_p99) ms")
+    [ -z "${FAILOVER_RESULTS:-}" ] || python3 - "$WORK/clients.json" "${FAILOVER_MS:-0}" "${RECOVERY_MS:-0}" "$CLIENTS" \
+        >"$FAILOVER_RESULTS/failover-$topology.json" <<'PY'
+import json, sys
+verdict = json.load(open(sys.argv[1]))
+print(json.dumps(dict(verdict, scenario="failover", failover_ms=int(sys.argv[2]), recovery_ms=int(sys.argv[3]), clients=int(sys.argv[4]))))
+PY
+    REPORT+=("$topology: killed $KILLED; new primary named in ${FAILOVER_MS:-?} ms; acknowledged again after ${RECOVERY_MS:-?} ms; $(result messages_acked) acknowledged, lost $(result lost), doubled $(result doubled), store errors resent $(result store_errors), each client's longest wait for an acknowledgement p50 $(result longest_ack_gap.p50_ms) / p99 $(result longest_ack_gap.p99_ms) ms, reconnect p99 $(result reconnect_latency.p99_ms) ms")
     "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
 }
 
@@ -180,8 +170,7 @@ STACK=local use_stack
 ensure_redis
 ensure_apt redis-sentinel redis-sentinel
 ensure_venv
-log "building the release binary"
-(cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+build_release
 for topology in $TOPOLOGIES; do
     case "$topology" in single | sentinel | cluster) ;; *) die "FAILOVER_TOPOLOGIES has '$topology': single, sentinel or cluster" ;; esac
     if ! REDIS_TOPOLOGY=$topology server_reads_topology "$ROOT/target/release/switchyard"; then
