@@ -3,7 +3,7 @@
 # counted checks, a private process stack, the one checker's clients (`switchyard-load
 # clients`: start, let traffic flow, stop, read their verdict) and a promote whose steps are
 # echoed. A test sets WORK (its scratch folder), STACK_DIR (under WORK) and CLIENTS first, and
-# builds with build_release.
+# builds with build_server_and_checker.
 
 FAILURES=0
 CHECKS=0
@@ -11,8 +11,8 @@ CLIENTS_PID=""
 STACKS=()
 LOAD=$ROOT/target/release/switchyard-load
 
-# build_release: the server and the checker, release builds.
-build_release() {
+# build_server_and_checker: the server and the checker, release builds.
+build_server_and_checker() {
     log "building the release binaries (switchyard, switchyard-load)"
     (cd "$ROOT" && cargo build --release --quiet -p switchyard -p switchyard-load)
 }

@@ -185,7 +185,7 @@ up() {
     [ "$(id -u)" = 0 ] || die "needs root (Docker, debootstrap for the images)"
     ensure_apt docker-compose docker-compose
     docker info >/dev/null 2>&1 || die "no Docker engine answers 'docker info'"
-    if [ ! -x "$LOAD" ] || [ ! -x "$ROOT/target/release/switchyard" ]; then build_release; fi
+    if [ ! -x "$LOAD" ] || [ ! -x "$ROOT/target/release/switchyard" ]; then build_server_and_checker; fi
     docker image inspect switchyard-os:bookworm switchyard-redis:local >/dev/null 2>&1 ||
         "$ROOT/scripts/images.sh"
     prepare_app_context "$RUN_DIR/app"

@@ -157,7 +157,7 @@ if ! engine_answers; then
 fi
 
 ensure_venv
-build_release
+build_server_and_checker
 bring_up
 # Redis is on the internal `store` network only: its sessions are counted with redis-cli inside
 # its container, as on Swarm.

@@ -170,7 +170,7 @@ STACK=local use_stack
 ensure_redis
 ensure_apt redis-sentinel redis-sentinel
 ensure_venv
-build_release
+build_server_and_checker
 for topology in $TOPOLOGIES; do
     case "$topology" in single | sentinel | cluster) ;; *) die "FAILOVER_TOPOLOGIES has '$topology': single, sentinel or cluster" ;; esac
     if ! REDIS_TOPOLOGY=$topology server_reads_topology "$ROOT/target/release/switchyard"; then
