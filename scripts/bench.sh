@@ -150,16 +150,19 @@ promote_run() (
 )
 
 # topologies_run: one server (blue-1 of a private stack) per topology, 1 000 connections
-# sending counted messages for 10 s.
+# sending counted messages for 10 s; Sentinel and Cluster with and without the replica
+# acknowledgement.
 # shellcheck disable=SC2030,SC2031 # the subshell's settings are meant to stay in it
 topologies_run() (
-    local topology n=$((1000 / SCALE))
+    local run_spec name topology acked n=$((1000 / SCALE))
     export STACK=local
     trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1' EXIT
-    for topology in single sentinel cluster; do
-        export STACK_DIR=$WORK/stack-$topology
-        SWITCHYARD_BIN="$SERVER" start_topology_stack "$topology" 1
-        run "topology-$topology" echo --url "ws://127.0.0.1:${BLUE_PORTS%% *}/ws/chat/" -n "$n" --duration-secs $((10 / SCALE + 2)) \
+    # NAME:TOPOLOGY:REDIS_MIN_REPLICAS_ACKED (empty: the server's default, 1 off single)
+    for run_spec in single:single: sentinel:sentinel: sentinel-noack:sentinel:0 cluster:cluster: cluster-noack:cluster:0; do
+        IFS=: read -r name topology acked <<<"$run_spec"
+        export STACK_DIR=$WORK/stack-$name
+        SWITCHYARD_BIN="$SERVER" REDIS_MIN_REPLICAS_ACKED=$acked start_topology_stack "$topology" 1
+        run "topology-$name" echo --url "ws://127.0.0.1:${BLUE_PORTS%% *}/ws/chat/" -n "$n" --duration-secs $((10 / SCALE + 2)) \
             --source-addresses 200
         "$ROOT/scripts/stack.sh" down >/dev/null 2>&1
     done

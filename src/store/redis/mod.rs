@@ -153,10 +153,17 @@ impl RedisStore {
         Ok(shared)
     }
 
+    /// Drops a link that failed, unless it repairs itself (the cluster's).
     fn discard(&self, used: &Shared) {
-        if used.link.heals_itself() {
-            return;
+        if !used.link.heals_itself() {
+            self.discard_stuck(used);
         }
+    }
+
+    /// Drops a link that gave no answer in time, whatever its kind: a cluster connection seen
+    /// stuck after a failover under load (every call timing out long after the new primary
+    /// was serving) is rebuilt rather than trusted to repair itself.
+    fn discard_stuck(&self, used: &Shared) {
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         if shared
             .as_ref()
@@ -199,13 +206,15 @@ impl RedisStore {
         match tokio::time::timeout_at(deadline, call(shared.link.clone())).await {
             Ok(Ok(value)) => Ok((value, shared)),
             Ok(Err(error)) => {
-                if breaks_link(&error) {
+                if error.is_timeout() {
+                    self.discard_stuck(&shared);
+                } else if breaks_link(&error) {
                     self.discard(&shared);
                 }
                 Err(classify(error))
             }
             Err(_) => {
-                self.discard(&shared);
+                self.discard_stuck(&shared);
                 Err(StoreError::OutcomeUnknown(format!(
                     "no answer within {:?}",
                     self.timeout
