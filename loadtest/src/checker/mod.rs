@@ -15,8 +15,8 @@ mod action;
 mod counts;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -96,8 +96,8 @@ struct Runner {
     target: Target,
     i: usize,
     interval: Duration,
-    stop: Arc<AtomicBool>,
-    stopped_at: Arc<std::sync::OnceLock<Instant>>,
+    /// When the clients were told to stop (unset while they run).
+    stopped_at: Arc<OnceLock<Instant>>,
     live: Arc<Live>,
     progress: Progress,
     outcome: Outcome,
@@ -108,7 +108,7 @@ struct Runner {
 
 impl Runner {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stopped_at.get().is_some()
     }
 
     fn gave_up(&self) -> bool {
@@ -262,8 +262,7 @@ impl Runner {
 /// N clients running until stopped.
 pub(crate) struct Fleet {
     clients: usize,
-    stop: Arc<AtomicBool>,
-    stopped_at: Arc<std::sync::OnceLock<Instant>>,
+    stopped_at: Arc<OnceLock<Instant>>,
     live: Arc<Live>,
     progress: Progress,
     tasks: Vec<JoinHandle<Outcome>>,
@@ -273,8 +272,7 @@ impl Fleet {
     /// Starts `common.connections` clients, each sending a message every `interval`.
     pub(crate) async fn start(common: &Common, interval: Duration) -> anyhow::Result<Self> {
         let target = Target::resolve(common).await?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped_at = Arc::new(std::sync::OnceLock::new());
+        let stopped_at = Arc::new(OnceLock::new());
         let live = Arc::new(Live::default());
         let progress = Progress::start("messages acknowledged", 0);
         let tasks = (0..common.connections)
@@ -284,7 +282,6 @@ impl Fleet {
                         target: target.clone(),
                         i,
                         interval,
-                        stop: stop.clone(),
                         stopped_at: stopped_at.clone(),
                         live: live.clone(),
                         progress: progress.clone(),
@@ -298,7 +295,6 @@ impl Fleet {
             .collect();
         Ok(Fleet {
             clients: common.connections,
-            stop,
             stopped_at,
             live,
             progress,
@@ -315,7 +311,6 @@ impl Fleet {
     /// acknowledged to it.
     pub(crate) async fn finish(self, counts: &Counts) -> anyhow::Result<Value> {
         self.stopped_at.get_or_init(Instant::now);
-        self.stop.store(true, Ordering::Relaxed);
         let mut outcomes = Vec::with_capacity(self.tasks.len());
         for task in self.tasks {
             outcomes.push(task.await?);
