@@ -36,30 +36,24 @@ check_summary() {
     [ "$FAILURES" = 0 ]
 }
 
-# start_private_stack: `scripts/stack.sh up` (STACK=local) on free ports in STACK_DIR, with a
-# 1 s Traefik health check; loads its settings (BLUE_PORT, TRAEFIK_API_PORT, ...) and functions.
-start_private_stack() {
-    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) \
-        TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s \
-        "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { cat "$WORK/stack-up.log"; die "stack did not come up"; }
-    STACK=local use_stack
-    load_stack_env
-    log "private stack: Traefik :$TRAEFIK_PORT, blue :$BLUE_PORT, green :$GREEN_PORT, redis :$REDIS_PORT"
-}
-
 stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/null || true; fi; }
 
 # start_topology_stack TOPOLOGY [REPLICAS]: a private stack of STACK_DIR (REPLICAS per color,
-# 2 by default) on free ports, its settings loaded; recorded in STACKS for the caller's cleanup.
+# 2 by default) on free ports with a 1 s Traefik health check, its settings (BLUE_PORT, the
+# first blue replica's, TRAEFIK_API_PORT, ...) and functions loaded; recorded in STACKS for the
+# caller's cleanup.
 start_topology_stack() {
-    local extra=()
+    local extra=() replicas=${2:-2} blue green
     case "$1" in
         single) extra=(REDIS_PORT="$(free_port)") ;;
         sentinel) extra=(REDIS_PORTS="$(free_ports 3)" SENTINEL_PORTS="$(free_ports 3)") ;;
         cluster) extra=(REDIS_PORTS="$(free_ports 6)" CLUSTER_BUS_PORTS="$(free_ports 6)") ;;
     esac
+    blue=$(free_ports "$replicas")
+    green=$(free_ports "$replicas")
     STACKS+=("$STACK_DIR")
-    env REDIS_TOPOLOGY="$1" REPLICAS="${2:-2}" BLUE_PORTS="$(free_ports "${2:-2}")" GREEN_PORTS="$(free_ports "${2:-2}")" \
+    env REDIS_TOPOLOGY="$1" REPLICAS="$replicas" BLUE_PORTS="$blue" GREEN_PORTS="$green" \
+        BLUE_PORT="${blue%%[[:space:]]*}" GREEN_PORT="${green%%[[:space:]]*}" \
         TRAEFIK_PORT="$(free_port)" TRAEFIK_API_PORT="$(free_port)" HEALTH_INTERVAL=1s "${extra[@]}" \
         SWITCHYARD_ENV="${SWITCHYARD_ENV:-}" "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { tail -n 30 "$WORK/stack-up.log"; die "the $1 stack did not come up"; }
     use_stack

@@ -56,13 +56,7 @@ check_ports() {
 color_ports() { if [ "$1" = blue ]; then words "$BLUE_PORTS"; else words "$GREEN_PORTS"; fi; }
 
 # color_instances COLOR: "NAME URL" for every instance of COLOR (blue-1, blue-2, …).
-color_instances() {
-    local i=0 port
-    for port in $(color_ports "$1"); do
-        i=$((i + 1))
-        echo "$1-$i http://127.0.0.1:$port"
-    done
-}
+color_instances() { numbered "$1" "$(color_ports "$1")" http://127.0.0.1:; }
 
 color_urls() { color_instances "$1" | cut -d' ' -f2 | paste -sd' '; }
 

@@ -27,6 +27,9 @@ port_run() { seq -s ' ' "$1" "$3" $(($1 + ($2 - 1) * $3)); }
 # words LIST: LIST's words (commas or spaces between them), one per line.
 words() { tr ', ' '\n' <<<"$1" | sed '/^$/d'; }
 
+# numbered PREFIX LIST [BEFORE]: "PREFIX-N BEFOREPORT" for the Nth port of LIST, from 1.
+numbered() { words "$2" | awk -v prefix="$1" -v before="${3:-}" '{ print prefix "-" NR " " before $0 }'; }
+
 # want_ports NAME COUNT: the variable NAME holds COUNT port numbers, or the stack stops.
 want_ports() {
     local name=$1 count=$2 port
@@ -71,25 +74,15 @@ redis_settings() {
 
 # redis_nodes: "NAME PORT" for every redis-server of the topology (sentinels apart).
 redis_nodes() {
-    local i=0 port
     if [ "$REDIS_TOPOLOGY" = single ]; then
         echo "redis $REDIS_PORT"
         return
     fi
-    for port in $(words "$REDIS_PORTS"); do
-        i=$((i + 1))
-        echo "redis-$i $port"
-    done
+    numbered redis "$REDIS_PORTS"
 }
 
 # sentinel_nodes: "NAME PORT" for every sentinel (none outside the sentinel topology).
-sentinel_nodes() {
-    local i=0 port
-    for port in $(words "$SENTINEL_PORTS"); do
-        i=$((i + 1))
-        echo "sentinel-$i $port"
-    done
-}
+sentinel_nodes() { numbered sentinel "$SENTINEL_PORTS"; }
 
 # joined LIST: 127.0.0.1:PORT for each port of LIST, separated by commas.
 joined() { words "$1" | sed 's/^/127.0.0.1:/' | paste -sd,; }

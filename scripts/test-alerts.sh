@@ -179,7 +179,7 @@ ensure_redis
 ensure_venv
 log "building the release binary"
 (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
-start_private_stack
+start_topology_stack single 1
 start_monitoring
 
 active=$(active_color)

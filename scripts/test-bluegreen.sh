@@ -60,7 +60,7 @@ exited_zero() { [ "$(cat "$STACK_DIR/$1-1.exit" 2>/dev/null)" = 0 ]; }
 ensure_redis
 ensure_venv
 build_server_and_checker
-start_private_stack
+start_topology_stack single 1
 start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "$REDIS_PORT"
 
 log "promote blue → green under load"
