@@ -186,6 +186,8 @@ async fn assert_names_primaries(addr: SocketAddr, topology: &str, primaries: &[u
 struct Clients {
     stop: watch::Sender<bool>,
     running: JoinSet<(Sender, Option<Instant>)>,
+    /// Rounds acknowledged so far, all clients together.
+    rounds: watch::Receiver<u64>,
 }
 
 impl Clients {
@@ -201,9 +203,12 @@ impl Clients {
         )
         .await;
         let (stop, stopped) = watch::channel(false);
+        let (round_done, rounds) = watch::channel(0u64);
+        let round_done = std::sync::Arc::new(round_done);
         let mut running = JoinSet::new();
         for mut sender in senders {
             let (stopped, killed) = (stopped.clone(), killed.clone());
+            let round_done = round_done.clone();
             running.spawn(async move {
                 let mut first_after_kill = None;
                 loop {
@@ -213,6 +218,7 @@ impl Clients {
                     if let Err(error) = sender.flush(2, deadline, None).await {
                         panic!("{error}; tally {:?}", sender.tally);
                     }
+                    round_done.send_modify(|n| *n += 1);
                     let now = Instant::now();
                     if first_after_kill.is_none() && killed.borrow().is_some_and(|k| now > k) {
                         first_after_kill = Some(now);
@@ -224,7 +230,25 @@ impl Clients {
                 }
             });
         }
-        Clients { stop, running }
+        Clients {
+            stop,
+            running,
+            rounds,
+        }
+    }
+
+    /// Waits until every client (on average) has had two more rounds acknowledged: traffic
+    /// flows now.
+    async fn flowing(&self) {
+        let target = *self.rounds.borrow() + 2 * CLIENTS as u64;
+        let mut rounds = self.rounds.clone();
+        within(
+            Duration::from_secs(30),
+            "the clients' messages to be acknowledged",
+            rounds.wait_for(|n| *n >= target),
+        )
+        .await
+        .expect("the clients run");
     }
 
     async fn finish(self) -> Vec<(Sender, Option<Instant>)> {
@@ -318,12 +342,12 @@ async fn a_sentinel_failover_loses_and_doubles_nothing() {
 
     let (killed, killed_rx) = watch::channel(None);
     let clients = Clients::start(server.addr, &killed_rx).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // traffic before the kill
+    clients.flowing().await; // traffic before the kill
     sentinel.kill_primary().await;
     let killed_at = Instant::now();
     killed.send_replace(Some(killed_at));
     let new = sentinel.failed_over_from(old).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // traffic after the failover
+    clients.flowing().await; // traffic after the failover
     let finished = clients.finish().await;
     assert_exactly_once(&config, finished, killed_at).await;
     assert_names_primaries(server.addr, "sentinel", &[new]).await;
@@ -345,7 +369,7 @@ async fn a_cluster_primary_killed_loses_and_doubles_nothing() {
 
     let (killed, killed_rx) = watch::channel(None);
     let clients = Clients::start(server.addr, &killed_rx).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // traffic before the kill
+    clients.flowing().await; // traffic before the kill
     let index = cluster.kill_a_primary().await;
     let killed_at = Instant::now();
     killed.send_replace(Some(killed_at));
@@ -353,7 +377,7 @@ async fn a_cluster_primary_killed_loses_and_doubles_nothing() {
     // The promoted replica has no replica of its own until the old primary rejoins: until
     // then its writes cannot be acknowledged by REDIS_MIN_REPLICAS_ACKED=1.
     cluster.rejoin(index).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // traffic after the failover
+    clients.flowing().await; // traffic after the failover
     let finished = clients.finish().await;
     assert_exactly_once(&config, finished, killed_at).await;
     assert_names_primaries(server.addr, "cluster", &cluster.primaries().await).await;
