@@ -8,8 +8,9 @@
 #   green under the same load. On the cluster the killed node is started again once its
 #   replica took over (as a supervisor would), so that its shard has a replica to acknowledge.
 # Asserted: every session's count in Redis equals what was acknowledged (0 lost, 0 doubled),
-# every session accounted for, every reconnect resumed, no failed connect (Traefik's retry
-# middleware sends an upgrade refused by the dead replica to another one), the promote
+# every session accounted for, every reconnect resumed, no failed connect through a promote or
+# a Redis failover (after an app replica's kill, retried attempts are reported: Traefik's retry
+# middleware usually sends an upgrade refused by the dead replica to another one), the promote
 # succeeded and every old replica that was not killed exited 0. Reported: the failover time (kill → new primary
 # named) and the recovery time (kill → acknowledged messages flowing again, measured from the
 # clients' progress file, sampled every 100 ms), and each client's longest wait between two
@@ -143,13 +144,24 @@ run_topology() {
         check "$topology: a new primary is named and messages are acknowledged again" kill_primary
     fi
     let_traffic_flow
+    local failed_before_promote
+    failed_before_promote=$(failed_connects_so_far)
     log "  promote blue → green under the same load"
     check "$topology: promote to green succeeds (2 replicas)" promote_ok green
     check "$topology: every blue replica drained and exited 0" every_old_replica_exited_zero
     let_traffic_flow
+    check "$topology: zero failed connects through the promote" test "$(failed_connects_so_far)" = "$failed_before_promote"
     stop_clients
     check_nothing_lost
-    check_no_failed_connect
+    if [ "$topology" = single ]; then
+        # A killed app replica is a fault, not a deploy: until Traefik's health check takes it
+        # out (its retry middleware usually covers the gap), an upgrade sent to it can fail and
+        # is retried. Counted and reported, as in the compose test; a Redis failover must not
+        # cost a single connect.
+        log "  failed connect attempts after the kill, each retried: $(result failed_connects)"
+    else
+        check_no_failed_connect
+    fi
     if [ "$topology" = single ]; then
         check "single: every client reconnected after the promote" test "$(result reconnects)" -ge "$CLIENTS"
         REPORT+=("single: killed blue-1; $(result failed_connects) failed connects; $(result messages_acked) acknowledged, lost $(result lost), doubled $(result doubled), reconnect p99 $(result reconnect_latency.p99_ms) ms")
