@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
-    AllowedOrigins, Color, Config, ConfigError, Limits, LogFormat, RedisConfig, StoreConfig,
-    Topology,
+    AllowedOrigins, Color, Config, ConfigError, Limits, LogFormat, NodeAuth, RedisConfig,
+    StoreConfig, Topology,
 };
 
 /// switchyard: a blue-green WebSocket application server with sessions in Redis.
@@ -96,6 +96,35 @@ pub struct RedisArgs {
     /// Seed nodes of the cluster topology, comma-separated host:port.
     #[arg(long, env = "REDIS_CLUSTER_NODES", value_name = "REDIS_CLUSTER_NODES")]
     pub redis_cluster_nodes: Option<String>,
+
+    /// The ACL user the sentinel and cluster topologies log in to their Redis nodes as (with
+    /// REDIS_PASSWORD). The single topology takes it in REDIS_URL.
+    #[arg(long, env = "REDIS_USERNAME", value_name = "REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+
+    /// The password of the Redis nodes of the sentinel and cluster topologies (their
+    /// requirepass, or REDIS_USERNAME's). The single topology takes it in REDIS_URL.
+    #[arg(
+        long,
+        env = "REDIS_PASSWORD",
+        value_name = "REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_password: Option<String>,
+
+    /// The database of the sentinel topology's primary [default: 0]. A cluster has only 0;
+    /// the single topology takes it in REDIS_URL.
+    #[arg(long, env = "REDIS_DB", value_name = "REDIS_DB")]
+    pub redis_db: Option<u32>,
+
+    /// The sentinels' own password (their requirepass), sentinel topology.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_PASSWORD",
+        value_name = "REDIS_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
 
     /// Replicas that must have a counted message's write (Redis WAIT) before its reply is
     /// sent; if they do not within REDIS_TIMEOUT_MS the client is told the outcome is unknown
@@ -337,11 +366,18 @@ impl TryFrom<RedisArgs> for RedisConfig {
                 Topology::cluster(&required("REDIS_CLUSTER_NODES", args.redis_cluster_nodes)?)?
             }
         };
+        let given = |value: Option<String>| value.filter(|v| !v.is_empty());
         RedisConfig::with_topology(
             topology,
             args.redis_timeout_ms,
             args.redis_min_replicas_acked,
-        )
+        )?
+        .with_auth(NodeAuth {
+            username: given(args.redis_username),
+            password: given(args.redis_password),
+            db: args.redis_db.unwrap_or(0),
+            sentinel_password: given(args.redis_sentinel_password),
+        })
     }
 }
 
@@ -569,6 +605,36 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_nodes_take_a_login_and_a_database() {
+        let redis = redis_of(&[
+            "--redis-topology",
+            "sentinel",
+            "--redis-sentinels",
+            "s:26379",
+            "--redis-username",
+            "app",
+            "--redis-password",
+            "node-secret",
+            "--redis-db",
+            "4",
+            "--redis-sentinel-password",
+            "sentinel-secret",
+        ])
+        .expect("valid");
+        assert_eq!(
+            redis.auth,
+            NodeAuth {
+                username: Some("app".into()),
+                password: Some("node-secret".into()),
+                db: 4,
+                sentinel_password: Some("sentinel-secret".into()),
+            }
+        );
+        let shown = format!("{redis:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
     fn sentinel_and_cluster_wait_for_one_replica_unless_told() {
         let sentinel = redis_of(&[
             "--redis-topology",
@@ -637,6 +703,52 @@ mod tests {
             (
                 vec!["--redis-min-replicas-acked", "many"],
                 "REDIS_MIN_REPLICAS_ACKED",
+            ),
+            (vec!["--redis-password", "p"], "REDIS_PASSWORD"),
+            (vec!["--redis-db", "2"], "REDIS_DB"),
+            (
+                vec![
+                    "--redis-topology",
+                    "cluster",
+                    "--redis-cluster-nodes",
+                    "n:7000",
+                    "--redis-db",
+                    "1",
+                ],
+                "REDIS_DB",
+            ),
+            (
+                vec![
+                    "--redis-topology",
+                    "cluster",
+                    "--redis-cluster-nodes",
+                    "n:7000",
+                    "--redis-sentinel-password",
+                    "p",
+                ],
+                "REDIS_SENTINEL_PASSWORD",
+            ),
+            (
+                vec![
+                    "--redis-topology",
+                    "sentinel",
+                    "--redis-sentinels",
+                    "s:26379",
+                    "--redis-username",
+                    "app",
+                ],
+                "REDIS_PASSWORD",
+            ),
+            (
+                vec![
+                    "--redis-topology",
+                    "sentinel",
+                    "--redis-sentinels",
+                    "s:26379",
+                    "--redis-db",
+                    "x",
+                ],
+                "REDIS_DB",
             ),
         ] {
             let error = error_of(&args);

@@ -63,6 +63,35 @@ pub struct RedisConfig {
     /// REDIS_MIN_REPLICAS_ACKED: replicas that must have a counted message's write (`WAIT`)
     /// before its reply is sent; 0 sends the reply as soon as the primary has it.
     pub min_replicas_acked: u32,
+    /// How the sentinel and cluster topologies log in to their nodes (the single topology
+    /// carries this in REDIS_URL).
+    pub auth: NodeAuth,
+}
+
+/// REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_SENTINEL_PASSWORD: the credentials of
+/// the Redis nodes a sentinel names or a cluster is made of, the database of a sentinel's
+/// primary, and the sentinels' own password. Passwords never appear in `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NodeAuth {
+    /// The ACL user (with REDIS_PASSWORD); `None` logs in as `default`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The database of the sentinel topology's primary (a cluster has only 0).
+    pub db: u32,
+    /// `requirepass` of the sentinels themselves.
+    pub sentinel_password: Option<String>,
+}
+
+impl std::fmt::Debug for NodeAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "***");
+        f.debug_struct("NodeAuth")
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("db", &self.db)
+            .field("sentinel_password", &hidden(&self.sentinel_password))
+            .finish()
+    }
 }
 
 /// REDIS_TOPOLOGY and the variables of that topology.
@@ -119,7 +148,51 @@ impl RedisConfig {
                 .unwrap_or_else(|| topology.default_min_replicas_acked()),
             topology,
             timeout: Duration::from_millis(timeout_ms),
+            auth: NodeAuth::default(),
         })
+    }
+
+    /// With the nodes' credentials (`NodeAuth`), checked against the topology: the single
+    /// topology takes them in REDIS_URL, a cluster has no database but 0 and no sentinels.
+    pub fn with_auth(self, auth: NodeAuth) -> Result<Self, ConfigError> {
+        let topology = self.topology.name();
+        let refuse = |variable, problem: String| Err(ConfigError::new(variable, problem));
+        match &self.topology {
+            Topology::Single { .. } => {
+                let set = [
+                    ("REDIS_USERNAME", auth.username.is_some()),
+                    ("REDIS_PASSWORD", auth.password.is_some()),
+                    ("REDIS_DB", auth.db != 0),
+                    ("REDIS_SENTINEL_PASSWORD", auth.sentinel_password.is_some()),
+                ];
+                if let Some((variable, _)) = set.iter().find(|(_, set)| *set) {
+                    return refuse(
+                        variable,
+                        "is for REDIS_TOPOLOGY=sentinel or cluster: with single, put it in REDIS_URL (redis://user:password@host:port/db)".to_owned(),
+                    );
+                }
+            }
+            Topology::Cluster { .. } if auth.db != 0 => {
+                return refuse(
+                    "REDIS_DB",
+                    format!("a Redis Cluster has only database 0 (REDIS_TOPOLOGY={topology})"),
+                );
+            }
+            Topology::Cluster { .. } if auth.sentinel_password.is_some() => {
+                return refuse(
+                    "REDIS_SENTINEL_PASSWORD",
+                    format!("belongs to REDIS_TOPOLOGY=sentinel, not {topology}: unset it"),
+                );
+            }
+            Topology::Sentinel { .. } | Topology::Cluster { .. } => {}
+        }
+        if auth.username.is_some() && auth.password.is_none() {
+            return refuse(
+                "REDIS_PASSWORD",
+                "is required with REDIS_USERNAME".to_owned(),
+            );
+        }
+        Ok(RedisConfig { auth, ..self })
     }
 }
 

@@ -89,7 +89,7 @@ impl MigrationGate {
 pub async fn run(redis: &RedisConfig) -> anyhow::Result<usize> {
     let timeout = redis.timeout;
     let topology = &redis.topology;
-    let connector = Connector::new(&redis.topology, timeout)
+    let connector = Connector::new(redis)
         .context("invalid Redis configuration (REDIS_TOPOLOGY and its variables)")?;
     let (mut link, primaries) = tokio::time::timeout(timeout, connector.connect(timeout))
         .await

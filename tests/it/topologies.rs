@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use switchyard::config::{RedisConfig, StoreConfig, Topology};
+use switchyard::config::{NodeAuth, RedisConfig, StoreConfig, Topology};
 use switchyard::store::{SessionStore, contract};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -117,6 +117,74 @@ async fn store_contract_and_migration(
             .expect("redis")
             .contains("0001_import_django_sessions")
     );
+}
+
+/// A store with `auth` keeps the contract; without the nodes' password its calls fail
+/// naming the refusal (never a silent success).
+async fn passwords_are_needed_and_used(config: RedisConfig, auth: NodeAuth) -> SessionStore {
+    let without = store(&config);
+    let error = without.open(None).await.expect_err("no password");
+    assert!(
+        error.to_string().contains("NOAUTH") || error.to_string().contains("AUTH"),
+        "{error}"
+    );
+    let with = store(&config.with_auth(auth).expect("valid"));
+    contract::messages_count_and_resume_keeps_the_count(&with).await;
+    with
+}
+
+#[tokio::test]
+async fn sentinel_nodes_and_sentinels_behind_passwords() {
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
+    let sentinel = TestSentinel::start().await;
+    sentinel
+        .require_passwords("node-secret", "sentinel-secret")
+        .await;
+    let auth = NodeAuth {
+        password: Some("node-secret".into()),
+        db: 3,
+        sentinel_password: Some("sentinel-secret".into()),
+        ..NodeAuth::default()
+    };
+    let with = passwords_are_needed_and_used(sentinel_config(&sentinel), auth.clone()).await;
+    // REDIS_DB is where the sessions go (the first node is the primary still).
+    let id = with.open(None).await.expect("open").id;
+    let primary = sentinel.nodes[0].port();
+    for (db, expected) in [(3, true), (0, false)] {
+        let mut node =
+            redis::Client::open(format!("redis://:node-secret@127.0.0.1:{primary}/{db}"))
+                .expect("url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect with the password");
+        let exists: bool = node
+            .exists(switchyard::store::session_key(id))
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, expected, "the session in database {db}");
+    }
+    // The sentinels' password is needed too: without it no primary is named.
+    let wrong = NodeAuth {
+        sentinel_password: None,
+        ..auth
+    };
+    let error = store(&sentinel_config(&sentinel).with_auth(wrong).expect("valid"))
+        .open(None)
+        .await
+        .expect_err("the sentinels refuse");
+    assert!(error.to_string().contains("sentinels"), "{error}");
+}
+
+#[tokio::test]
+async fn cluster_nodes_behind_a_password() {
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
+    let cluster = TestCluster::start().await;
+    cluster.require_password("node-secret").await;
+    let auth = NodeAuth {
+        password: Some("node-secret".into()),
+        ..NodeAuth::default()
+    };
+    passwords_are_needed_and_used(cluster_config(&cluster), auth).await;
 }
 
 #[tokio::test]

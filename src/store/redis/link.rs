@@ -16,10 +16,13 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::sentinel::Sentinel;
-use redis::{AsyncConnectionConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
+    RedisFuture, Value,
+};
 
-use crate::config::Topology;
+use crate::config::{NodeAuth, RedisConfig, Topology};
 use crate::store::StoreError;
 
 /// One connection to the deployment: a node's multiplexed connection, or a cluster connection
@@ -147,8 +150,22 @@ pub(crate) enum Connector {
         /// Asked for the primary on every connect; locked by the one caller that connects.
         sentinel: Box<tokio::sync::Mutex<Sentinel>>,
         master_name: String,
+        /// How to log in to the primary it names (REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB).
+        node: SentinelNodeConnectionInfo,
     },
     Cluster(Box<ClusterClient>),
+}
+
+/// The login and database of a sentinel's primary.
+fn node_login(auth: &NodeAuth) -> RedisConnectionInfo {
+    let mut login = RedisConnectionInfo::default().set_db(auth.db.into());
+    if let Some(username) = &auth.username {
+        login = login.set_username(username);
+    }
+    if let Some(password) = &auth.password {
+        login = login.set_password(password);
+    }
+    login
 }
 
 fn invalid(error: impl std::fmt::Display) -> StoreError {
@@ -161,8 +178,10 @@ fn cannot_connect(error: impl std::fmt::Display) -> StoreError {
 
 impl Connector {
     /// Checks the configuration; connects nothing yet.
-    pub(crate) fn new(topology: &Topology, timeout: Duration) -> Result<Self, StoreError> {
-        Ok(match topology {
+    pub(crate) fn new(config: &RedisConfig) -> Result<Self, StoreError> {
+        let timeout = config.timeout;
+        let auth = &config.auth;
+        Ok(match &config.topology {
             Topology::Single { url } => {
                 let pool = PoolConfig::from_url(url.as_str())
                     .builder()
@@ -186,23 +205,39 @@ impl Connector {
                 sentinels,
                 master_name,
             } => {
-                let urls: Vec<String> = sentinels.iter().map(|s| format!("redis://{s}")).collect();
+                let sentinels = sentinels
+                    .iter()
+                    .map(|s| {
+                        let info = format!("redis://{s}").into_connection_info()?;
+                        let redis = info.redis_settings().clone();
+                        Ok(match &auth.sentinel_password {
+                            Some(password) => info.set_redis_settings(redis.set_password(password)),
+                            None => info,
+                        })
+                    })
+                    .collect::<redis::RedisResult<Vec<ConnectionInfo>>>()
+                    .map_err(invalid)?;
                 Connector::Sentinel {
                     sentinel: Box::new(tokio::sync::Mutex::new(
-                        Sentinel::build(urls).map_err(invalid)?,
+                        Sentinel::build(sentinels).map_err(invalid)?,
                     )),
                     master_name: master_name.clone(),
+                    node: SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(node_login(auth)),
                 }
             }
             Topology::Cluster { nodes } => {
                 let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{n}")).collect();
-                Connector::Cluster(Box::new(
-                    ClusterClient::builder(urls)
-                        .connection_timeout(timeout)
-                        .response_timeout(timeout)
-                        .build()
-                        .map_err(invalid)?,
-                ))
+                let mut builder = ClusterClient::builder(urls)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout);
+                if let Some(username) = &auth.username {
+                    builder = builder.username(username);
+                }
+                if let Some(password) = &auth.password {
+                    builder = builder.password(password);
+                }
+                Connector::Cluster(Box::new(builder.build().map_err(invalid)?))
             }
         })
     }
@@ -222,11 +257,12 @@ impl Connector {
             Connector::Sentinel {
                 sentinel,
                 master_name,
+                node,
             } => {
                 let client = sentinel
                     .lock()
                     .await
-                    .async_master_for(master_name, None)
+                    .async_master_for(master_name, Some(node))
                     .await
                     .map_err(|e| {
                         StoreError::Unavailable(format!(

@@ -89,7 +89,7 @@ fn breaks_link(error: &RedisError) -> bool {
 impl RedisStore {
     pub fn new(config: &RedisConfig, ttl: Duration) -> Result<Self, StoreError> {
         Ok(RedisStore {
-            connector: Connector::new(&config.topology, config.timeout)?,
+            connector: Connector::new(config)?,
             topology: config.topology.name(),
             shared: Mutex::new(None),
             last_generation: tokio::sync::Mutex::default(),

@@ -59,6 +59,34 @@ async fn cluster_field(port: u16, field: &str) -> Option<String> {
         .map(|value| value.trim().to_owned())
 }
 
+/// Puts every node behind `password`: replicas first learn it for replication (`masterauth`),
+/// then every node requires it. `sentinels` (their ports) learn it first, so they never see a
+/// refused PING and take the primary for down.
+async fn require_password(nodes: &[TestRedis], sentinels: &[u16], password: &str) {
+    for port in sentinels {
+        let _: () = query(
+            *port,
+            redis::cmd("SENTINEL")
+                .arg("SET")
+                .arg(MASTER_NAME)
+                .arg("auth-pass")
+                .arg(password),
+        )
+        .await
+        .expect("SENTINEL SET auth-pass");
+    }
+    for setting in ["masterauth", "requirepass"] {
+        for node in nodes {
+            let _: () = query(
+                node.port(),
+                redis::cmd("CONFIG").arg("SET").arg(setting).arg(password),
+            )
+            .await
+            .expect("CONFIG SET");
+        }
+    }
+}
+
 /// Polls `check` every 50 ms until it holds (bounded by the caller's `within`).
 async fn until<F, Fut>(mut check: F)
 where
@@ -155,6 +183,25 @@ impl TestSentinel {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Every node requires `password` from now on; with `sentinel_password`, the sentinels
+    /// require that one from their clients (the `default` user's password).
+    pub(crate) async fn require_passwords(&self, password: &str, sentinel_password: &str) {
+        let ports: Vec<u16> = self.sentinels.iter().map(|s| s.port).collect();
+        require_password(&self.nodes, &ports, password).await;
+        for port in ports {
+            let _: () = query(
+                port,
+                redis::cmd("ACL")
+                    .arg("SETUSER")
+                    .arg("default")
+                    .arg("resetpass")
+                    .arg(format!(">{sentinel_password}")),
+            )
+            .await
+            .expect("ACL SETUSER on a sentinel");
+        }
     }
 
     /// The primary's port, as the first sentinel reports it.
@@ -304,6 +351,11 @@ impl TestCluster {
         )
         .await;
         cluster
+    }
+
+    /// Every node requires `password` from now on.
+    pub(crate) async fn require_password(&self, password: &str) {
+        require_password(&self.nodes, &[], password).await;
     }
 
     /// REDIS_CLUSTER_NODES.
