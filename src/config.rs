@@ -46,6 +46,27 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+impl Config {
+    /// What `serve` would use, on one line without secrets (`serve --check-config`).
+    pub fn summary(&self) -> String {
+        let store = match &self.store {
+            StoreConfig::Memory => "memory".to_owned(),
+            StoreConfig::Redis(redis) => format!(
+                "redis, REDIS_TOPOLOGY={} ({}), REDIS_MIN_REPLICAS_ACKED={}",
+                redis.topology.name(),
+                redis.topology,
+                redis.min_replicas_acked
+            ),
+        };
+        format!(
+            "color {}, listening on {}, store {store}, drain within {} s",
+            self.color.as_str(),
+            self.addr,
+            self.drain_timeout.as_secs()
+        )
+    }
+}
+
 /// Where sessions live.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {

@@ -84,10 +84,18 @@ fn migrate(args: MigrateArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    let check_only = args.check_config;
     let config = match Config::try_from(args) {
         Ok(config) => config,
         Err(error) => return invalid_configuration(&error),
     };
+    if check_only {
+        println!(
+            "switchyard: the configuration is valid: {}",
+            config.summary()
+        );
+        return ExitCode::SUCCESS;
+    }
     telemetry::init(config.log_format);
     let runtime = match runtime() {
         Ok(runtime) => runtime,

@@ -77,6 +77,31 @@ async fn a_variable_of_another_topology_is_refused_by_name() {
     }
 }
 
+#[tokio::test]
+async fn check_config_names_the_topology_and_hides_passwords() {
+    // Nothing listens on these: --check-config connects to nothing.
+    let env = [
+        ("REDIS_TOPOLOGY", "sentinel"),
+        (
+            "REDIS_SENTINELS",
+            "sentinel-0.example:26379,sentinel-1.example:26379",
+        ),
+        ("REDIS_PASSWORD", "node-secret"),
+        ("COLOR", "green"),
+    ];
+    let (status, output) = run_command(&["serve", "--check-config"], &env).await;
+    assert!(status.success(), "{output}");
+    assert!(output.contains("REDIS_TOPOLOGY=sentinel"), "{output}");
+    assert!(output.contains("sentinel-1.example:26379"), "{output}");
+    assert!(output.contains("color green"), "{output}");
+    assert!(!output.contains("node-secret"), "{output}");
+    let mut refused = env.to_vec();
+    refused.push(("REDIS_URL", "redis://redis:6379"));
+    let (status, output) = run_command(&["serve", "--check-config"], &refused).await;
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("REDIS_URL"), "{output}");
+}
+
 /// Every store contract, then the 0001 import (old keys written through `write_old`).
 async fn store_contract_and_migration(
     config: &RedisConfig,

@@ -21,8 +21,8 @@ RENDER_DIR = pathlib.Path(os.environ["K8S_RENDER_DIR"])
 PLAN_DIR = pathlib.Path(os.environ["K8S_PLAN_DIR"])
 # The environment promote.sh's plans were made for (K8S_OVERLAY's default).
 ENVIRONMENT = "production"
-# Pending in the scale-out issue (Redis Sentinel); not yet read by src/ (clap's `env = "..."`).
-SENTINEL_VARIABLES = {"REDIS_TOPOLOGY", "REDIS_SENTINELS", "REDIS_MASTER_NAME"}
+# The release binary (test-k8s.sh builds it): every server's configuration is checked by it.
+SWITCHYARD_BIN = os.environ.get("K8S_SWITCHYARD_BIN", str(ROOT / "target/release/switchyard"))
 POD_KINDS = {"Deployment", "StatefulSet", "CronJob", "Job", "DaemonSet"}
 
 
@@ -181,13 +181,33 @@ def test_memory_request_holds_max_connections_sessions(env):
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_configuration_names_only_variables_the_app_reads(env):
     sources = "".join(path.read_text() for path in (ROOT / "src").rglob("*.rs"))
-    known = set(re.findall(r'env = "([A-Z_]+)"', sources)) | SENTINEL_VARIABLES
+    known = set(re.findall(r'env = "([A-Z_]+)"', sources))
     assert {"REDIS_URL", "DRAIN_TIMEOUT_SECS"} <= known, "the app's variables were not found in src/"
     data = config(RENDERS[env])
     assert set(data) <= known, f"unknown variables: {set(data) - known}"
     assert "COLOR" not in data, "COLOR is set per color, not shared"
     if data.get("REDIS_TOPOLOGY") == "sentinel":
         assert data["REDIS_MASTER_NAME"] and all(re.fullmatch(r"[\w.-]+:\d+", s) for s in data["REDIS_SENTINELS"].split(","))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_app_accepts_every_servers_configuration(env):
+    """What each server pod would get (the ConfigMap, then its own literal env), checked by the
+    real binary's `serve --check-config`: a variable of another topology, a bad value or a
+    missing one exits 2 there, as it would crash-loop the pods."""
+    import subprocess
+
+    for deployment in servers(RENDERS[env]):
+        container = pod_spec(deployment)["containers"][0]
+        environment = {"PATH": os.environ["PATH"], **config(RENDERS[env])}
+        environment.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+        checked = subprocess.run(
+            [SWITCHYARD_BIN, "serve", "--check-config"], env=environment, capture_output=True, text=True, timeout=20
+        )
+        name = deployment["metadata"]["name"]
+        assert checked.returncode == 0, f"{env}/{name}: {checked.stderr}"
+        assert f"color {environment['COLOR']}" in checked.stdout, checked.stdout
+        assert f"REDIS_TOPOLOGY={environment.get('REDIS_TOPOLOGY', 'single')}" in checked.stdout, checked.stdout
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
