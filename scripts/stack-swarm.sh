@@ -5,9 +5,14 @@
 # dynamic file and switch; these functions replace the ones that differ. docker/swarm.yml
 # says why every service resolves by DNS round robin and ports are published in host mode.
 # Replicas are reached with `docker exec … switchyard healthcheck` (the host has no route into
-# the overlay network).
+# the overlay network). REPLICAS per color as under compose; Redis is compose.yml's one Redis.
 
-SWARM_REPLICAS=${SWARM_REPLICAS:-2}
+# check_topology: Swarm runs compose.yml's single Redis only (the Sentinel overlay's nodes keep
+# per-container volumes and names that a replicated Swarm service does not give).
+check_topology() {
+    [ "$REDIS_TOPOLOGY" = single ] ||
+        die "REDIS_TOPOLOGY=$REDIS_TOPOLOGY is not available with STACK=swarm, which runs single (compose.yml's one Redis); Sentinel runs with STACK=compose REDIS_TOPOLOGY=sentinel"
+}
 
 deploy_stack() {
     local files=(-c "$ROOT/compose.yml")
@@ -132,7 +137,7 @@ start_new_color() {
         build_color_image "$1"
     fi
     quiet timeout "$READY_TIMEOUT" docker service update --detach=false --force --no-resolve-image \
-        --image "switchyard:$1" --replicas "$SWARM_REPLICAS" "$(service "app_$1")"
+        --image "switchyard:$1" --replicas "$REPLICAS" "$(service "app_$1")"
 }
 
 stop_color() { quiet docker service scale --detach=false "$(service "app_$1")=0"; }
