@@ -213,7 +213,7 @@ kill_phase() {
     local old node when acked
     old=$(primary)
     node=$(node_of "$old")
-    check "monitor.sh names $old as the primary in use" monitor_names "$old"
+    check "monitor.sh names $old as the primary in use" wait_until 20 "monitor.sh naming $old" monitor_names "$old"
     start_groups "$PHASE"
     flow
     acked=$(acked_total)
@@ -225,7 +225,8 @@ kill_phase() {
     recovered_after "$when" "$acked"
     local new
     new=$(primary)
-    check "monitor.sh names the new primary $new" monitor_names "$new"
+    # Once a ready blue replica has reconnected to it (the first one monitor.sh asks).
+    check "monitor.sh names the new primary $new" wait_until 20 "monitor.sh naming $new" monitor_names "$new"
     flow
     docker start "$node" >/dev/null
     await 60 "${NAME[$old]} back as a replica of ${NAME[$new]}" is_replica_of "$node" "$new"

@@ -103,6 +103,7 @@ cmd_status() {
     [ -f "$COMPOSE_ENV_FILE" ] || { echo "no swarm stack in $COMPOSE_STATE (STACK=swarm scripts/stack.sh up)"; return 3; }
     check_engine
     echo "switchyard swarm stack $COMPOSE_PROJECT (active: $(active_color), Traefik routes / to $(traefik_active_url 2>/dev/null || echo '?'))"
+    echo "  $REPLICAS replica(s) per color; Redis primary in use: $(redis_primaries | paste -sd' ')"
     docker stack services "$COMPOSE_PROJECT"
     for color in blue green; do
         while read -r name url; do
