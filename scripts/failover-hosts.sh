@@ -213,7 +213,7 @@ kill_phase() {
     local old node when acked
     old=$(primary)
     node=$(node_of "$old")
-    check "monitor.sh names $old as the primary in use" wait_until 20 "monitor.sh naming $old" monitor_names "$old"
+    check "monitor.sh names $old as the primary in use" wait_until 60 "monitor.sh naming $old" monitor_names "$old"
     start_groups "$PHASE"
     flow
     acked=$(acked_total)
@@ -226,7 +226,7 @@ kill_phase() {
     local new
     new=$(primary)
     # Once a ready blue replica has reconnected to it (the first one monitor.sh asks).
-    check "monitor.sh names the new primary $new" wait_until 20 "monitor.sh naming $new" monitor_names "$new"
+    check "monitor.sh names the new primary $new" wait_until 60 "monitor.sh naming $new" monitor_names "$new"
     flow
     docker start "$node" >/dev/null
     await 60 "${NAME[$old]} back as a replica of ${NAME[$new]}" is_replica_of "$node" "$new"

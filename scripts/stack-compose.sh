@@ -128,13 +128,19 @@ container_url() {
     echo "http://$(docker inspect -f "{{(index .NetworkSettings.Networks \"${COMPOSE_PROJECT}_default\").IPAddress}}" "$1"):8000"
 }
 
+# compose_running SERVICE: the names of SERVICE's running containers, sorted, found by the
+# labels compose puts on them (the project name as compose normalises it): `compose ps` starts
+# docker-compose each time, seconds on a loaded machine, and monitor.sh asks every second.
+compose_running() {
+    local project=${COMPOSE_PROJECT,,}
+    docker ps --filter "label=com.docker.compose.project=${project//[^a-z0-9_-]/}" \
+        --filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | sort
+}
+
 # color_instances COLOR: "NAME URL" for every running replica of COLOR.
 color_instances() {
-    local container
-    for container in $(compose ps -q "app_$1" 2>/dev/null); do
-        [ "$(docker inspect -f '{{.State.Running}}' "$container")" = true ] || continue
-        echo "$(docker inspect -f '{{.Name}}' "$container" | sed 's|^/||') $(container_url "$container")"
-    done
+    local name
+    for name in $(compose_running "app_$1"); do echo "$name $(container_url "$name")"; done
 }
 
 # redis_primaries: the Redis primary in use, as a ready replica of the active color reports it
