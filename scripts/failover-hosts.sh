@@ -203,9 +203,11 @@ up() {
     log "stack up: primary redis ($STORE_PREFIX.11), blue replicas ${APP_URLS[*]}"
 }
 
-# monitor_names IP: monitor.sh's snapshot names IP as the Redis primary in use.
+# monitor_names IP: monitor.sh's snapshot names IP as the Redis primary in use (read whole
+# first: a grep -q that stops early would fail monitor.sh's writes under pipefail).
 monitor_names() {
-    "$ROOT/scripts/monitor.sh" --once 2>&1 | tee "$RUN_DIR/monitor.txt" | grep -q "^Redis primary in use: $1:6379 (sentinel)"
+    "$ROOT/scripts/monitor.sh" --once >"$RUN_DIR/monitor.txt" 2>&1
+    grep -q "^Redis primary in use: $1:6379 (sentinel)" "$RUN_DIR/monitor.txt"
 }
 
 kill_phase() {

@@ -82,6 +82,10 @@ cmd_down() {
     docker stack rm "$COMPOSE_PROJECT" >/dev/null 2>&1 || true
     wait_until 90 "the stack's containers and network to go" stack_gone ||
         log "the stack $COMPOSE_PROJECT still has containers or a network left"
+    # `docker stack rm` keeps the named volumes (Redis's data among them), as compose's
+    # `down -v` does not: removed here too.
+    docker volume ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT" | xargs -r docker volume rm >/dev/null ||
+        log "the stack $COMPOSE_PROJECT still has volumes left"
     if [ -f "$COMPOSE_STATE/swarm-started" ]; then
         log "docker swarm leave --force (this stack started the swarm)"
         quiet docker swarm leave --force

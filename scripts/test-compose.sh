@@ -75,7 +75,11 @@ refuses() {
 }
 
 # status_names PRIMARY: `stack.sh status` names PRIMARY as the Redis primary in use.
-status_names() { "$ROOT/scripts/stack.sh" status 2>&1 | grep -qF "primary in use: $1"; }
+status_names() {
+    local out
+    out=$("$ROOT/scripts/stack.sh" status 2>&1)
+    grep -qF "primary in use: $1" <<<"$out" || { grep -F 'primary in use' <<<"$out" >&2; return 1; }
+}
 
 engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
@@ -164,8 +168,8 @@ swarm_test() {
     check_nothing_lost
     log "Swarm reconnects: p50 $(result reconnect_latency.p50_ms) ms, p99 $(result reconnect_latency.p99_ms) ms"
     "$ROOT/scripts/stack.sh" down >"$WORK/swarm-down.log" 2>&1 || { cat "$WORK/swarm-down.log" >&2; die "stack.sh down (swarm) failed"; }
-    check "Swarm down leaves no container or network of the stack" \
-        test -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker network ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")"
+    check "Swarm down leaves no container, network or volume of the stack" \
+        test -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker network ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker volume ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")"
     check "the engine's swarm is as it was ($swarm_before)" test "$(docker info -f '{{.Swarm.LocalNodeState}}')" = "$swarm_before"
     check "the engine's docker_gwbridge is as it was (${gwbridge_before:-absent})" test "$(gwbridge)" = "$gwbridge_before"
 }
