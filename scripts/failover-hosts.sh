@@ -1,30 +1,32 @@
 #!/usr/bin/env bash
-# Redis Sentinel failover across hosts, on containers: 1 Redis primary + 2 replicas + 3
-# sentinels + 2 app replicas, each in its own container with its own address on a private
-# network made here (docker/compose.sentinel.yml, images from scripts/images.sh). Clients of
-# the one checker (`switchyard-load clients`) talk to each app replica directly, then:
+# Redis Sentinel failover across hosts, on containers: the compose stack's Sentinel option
+# (`STACK=compose REDIS_TOPOLOGY=sentinel scripts/stack.sh up`, docker/compose.sentinel.yml:
+# 1 Redis primary + 2 replicas + 3 sentinels) with 2 app replicas per color, under a private
+# project on free ports; every node, sentinel and replica in its own container with its own
+# address on the project's `store` network (fixed by docker/compose.sentinel.yml). Clients of the one checker (`switchyard-load clients`)
+# talk to each blue replica directly, then:
 #   (a) the primary's container is killed (docker kill): the sentinels elect a replica, the
-#       clients keep going; the killed node is started again and must come back as a replica;
-#   (b) the new primary is cut off (docker network disconnect) while it still runs: it must
-#       stop accepting writes (min-replicas-to-write 1, min-replicas-max-lag 2 s) and never
-#       acknowledge one (no replica answers its WAIT); the sentinels elect another; reconnected,
-#       it must come back as a replica.
+#       clients keep going, monitor.sh names the new primary; the killed node is started again
+#       and must come back as a replica;
+#   (b) the new primary is cut off (docker network disconnect from `store`, its only network)
+#       while it still runs: it must stop accepting writes (min-replicas-to-write 1,
+#       min-replicas-max-lag 2 s) and never acknowledge one (no replica answers its WAIT); the
+#       sentinels elect another; reconnected at its address, it must come back as a replica.
 # Asserted for each fault: 0 lost, 0 doubled, every session accounted for (counted on the
 # primary the sentinels name at the end), every reconnect resumed; reported: the time from the
 # fault to acknowledgements flowing again, the clients' longest gap between acknowledgements
 # (p50/p99), and after how long the partitioned primary refused writes.
 #
 # usage: scripts/failover-hosts.sh [--help]
-# environment: HOSTS_CLIENTS (clients per app replica, 50), HOSTS_PROJECT (container and network
-#   name prefix, switchyard-hosts-PID), HOSTS_MIN_REPLICAS_ACKED (the apps'
-#   REDIS_MIN_REPLICAS_ACKED, 1; 0 runs them without it — see the README for why the
-#   clients' verdict passes either way here),
-#   KEEP_E2E=1 keeps the logs in artifacts/failover-hosts.
+# environment: HOSTS_CLIENTS (clients per app replica, 50), HOSTS_PROJECT (the compose project,
+#   switchyard-hosts-PID), HOSTS_MIN_REPLICAS_ACKED (the apps' REDIS_MIN_REPLICAS_ACKED, 1; 0
+#   runs them without it — see the README for why the clients' verdict passes either way
+#   here), KEEP_E2E=1 keeps the logs in artifacts/failover-hosts.
 # Needs root and a Docker engine; builds the images (scripts/images.sh) and the release binaries
-# when missing. About 2 minutes. Removes every container and the network it made, by name.
+# when missing. About 2 minutes. `stack.sh down` removes the project's containers, networks and
+# volumes.
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/images.sh" # prepare_app_context
+. "$(dirname "$0")/stack-lib.sh"
 case "${1:-}" in
     "") ;;
     -h | --help) print_help "$0"; exit 0 ;;
@@ -33,32 +35,31 @@ esac
 cd "$ROOT"
 
 CLIENTS=${HOSTS_CLIENTS:-50}
-export HOSTS_PROJECT=${HOSTS_PROJECT:-switchyard-hosts-$$}
-export HOSTS_NETWORK=$HOSTS_PROJECT-net
-COUNTS=$HOSTS_PROJECT-counts
-# The app image of this run, from this checkout's release binary (switchyard:latest is shared
-# with whatever else runs scripts/images.sh on this engine).
-export HOSTS_APP_IMAGE=$HOSTS_PROJECT-app:latest
-COMPOSE_FILE=$ROOT/docker/compose.sentinel.yml
 WORK=$(mktemp -d /tmp/switchyard-hosts.XXXXXX)
 RUN_DIR=$WORK
+export STACK=compose REDIS_TOPOLOGY=sentinel REPLICAS=2 COMPOSE_IMAGES=local HEALTH_INTERVAL=1s
+export COMPOSE_PROJECT=${HOSTS_PROJECT:-switchyard-hosts-$$} STACK_DIR=$WORK/stack
+export REDIS_MIN_REPLICAS_ACKED=${HOSTS_MIN_REPLICAS_ACKED:-1}
+COUNTS=$COMPOSE_PROJECT-counts
 GROUPS_PIDS=()
+SENTINELS=()
+declare -A CONTAINER NAME # a Redis node's address → its container id, its service name
 . "$ROOT/scripts/e2e-lib.sh"
-
-compose() { docker-compose -p "$HOSTS_PROJECT" -f "$COMPOSE_FILE" "$@"; }
 
 cleanup() {
     local rc=$?
     local pid
     for pid in "${GROUPS_PIDS[@]}"; do stop_pid "$pid"; done
+    if [ -f "$STACK_DIR/$STACK/stack.env" ]; then
+        if [ "$FAILURES" -gt 0 ] || [ "$rc" != 0 ] || [ "${KEEP_E2E:-}" ]; then
+            "$ROOT/scripts/stack.sh" logs >"$RUN_DIR/compose.log" 2>&1 || true
+        fi
+        docker rm -f "$COUNTS" >/dev/null 2>&1 || true
+        "$ROOT/scripts/stack.sh" down >"$RUN_DIR/down.log" 2>&1 || true
+    fi
     if [ "$FAILURES" -gt 0 ] || [ "$rc" != 0 ] || [ "${KEEP_E2E:-}" ]; then
-        compose logs --no-color >"$RUN_DIR/compose.log" 2>&1 || true
         WORK=$RUN_DIR keep_logs failover-hosts
     fi
-    docker rm -f "$COUNTS" >/dev/null 2>&1 || true
-    compose down --remove-orphans --timeout 5 >/dev/null 2>&1 || true
-    docker network rm "$HOSTS_NETWORK" >/dev/null 2>&1 || true
-    docker image rm "$HOSTS_APP_IMAGE" >/dev/null 2>&1 || true
     rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -74,39 +75,24 @@ await() {
     done
 }
 
-# make_network: a /24 no Docker network and no host route uses; sets NET_PREFIX.
-make_network() {
-    local third
-    for third in $(shuf -i 1-250 -n 40); do
-        ip route | grep -q "^10\.213\.$third\." && continue
-        if docker network create --driver bridge --subnet "10.213.$third.0/24" "$HOSTS_NETWORK" >/dev/null 2>&1; then
-            export NET_PREFIX=10.213.$third
-            return
-        fi
-    done
-    die "no free 10.213.X.0/24 subnet for $HOSTS_NETWORK"
+node_of() { # node_of IP: the container of the Redis node at IP
+    [ -n "${CONTAINER[$1]:-}" ] || die "no Redis node of this stack at '$1'"
+    echo "${CONTAINER[$1]}"
 }
+# sentinel N: the container of sentinelN.
+sentinel() { docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT" --filter "label=com.docker.compose.service=sentinel$1"; }
 
-node_of() { # node_of IP: the container name of the Redis node at IP
-    case "$1" in
-        "$NET_PREFIX.11") echo "$HOSTS_PROJECT-redis1" ;;
-        "$NET_PREFIX.12") echo "$HOSTS_PROJECT-redis2" ;;
-        "$NET_PREFIX.13") echo "$HOSTS_PROJECT-redis3" ;;
-        *) die "no Redis node of this stack at '$1'" ;;
-    esac
+# sentinel_names N: the primary sentinel N names (asked inside its container).
+sentinel_names() {
+    docker exec "${SENTINELS[$1]}" redis-cli -p 26379 SENTINEL get-master-addr-by-name switchyard | head -n1 | tr -d '\r'
 }
-
-# primary_ip: the primary the first sentinel names (asked inside its container).
-primary_ip() {
-    docker exec "$HOSTS_PROJECT-sentinel1" redis-cli -p 26379 SENTINEL get-master-addr-by-name switchyard | head -n1
-}
-primary_is_not() { local ip; ip=$(primary_ip) && [ -n "$ip" ] && [ "$ip" != "$1" ]; }
+# primary: the primary the first sentinel names.
+primary() { sentinel_names 1; }
+primary_is_not() { local ip; ip=$(primary) && [ -n "$ip" ] && [ "$ip" != "$1" ]; }
 # every_sentinel_names IP: the three sentinels agree on the primary.
 every_sentinel_names() {
     local s
-    for s in 1 2 3; do
-        [ "$(docker exec "$HOSTS_PROJECT-sentinel$s" redis-cli -p 26379 SENTINEL get-master-addr-by-name switchyard | head -n1)" = "$1" ] || return 1
-    done
+    for s in 1 2 3; do [ "$(sentinel_names "$s")" = "$1" ] || return 1; done
 }
 # sentinels_see_all: every sentinel knows the 2 other sentinels and 2 healthy replicas (they
 # learn replicas from the primary's INFO every 10 s: a fault before that leaves a replica
@@ -114,9 +100,9 @@ every_sentinel_names() {
 sentinels_see_all() {
     local s out
     for s in 1 2 3; do
-        out=$(docker exec "$HOSTS_PROJECT-sentinel$s" redis-cli -p 26379 SENTINEL master switchyard | tr -d '\r') || return 1
+        out=$(docker exec "${SENTINELS[$s]}" redis-cli -p 26379 SENTINEL master switchyard | tr -d '\r') || return 1
         [ "$(sed -n '/^num-other-sentinels$/{n;p}' <<<"$out")" = 2 ] || return 1
-        out=$(docker exec "$HOSTS_PROJECT-sentinel$s" redis-cli -p 26379 SENTINEL replicas switchyard | tr -d '\r') || return 1
+        out=$(docker exec "${SENTINELS[$s]}" redis-cli -p 26379 SENTINEL replicas switchyard | tr -d '\r') || return 1
         [ "$(sed -n '/^flags$/{n;p}' <<<"$out" | grep -cx slave)" = 2 ] || return 1
     done
 }
@@ -131,7 +117,7 @@ is_replica_of() {
 has_replicas() {
     [ "$(docker exec "$1" redis-cli INFO replication 2>/dev/null | tr -d '\r' | sed -n 's/^connected_slaves://p')" = "$2" ]
 }
-ready() { curl -fs -o /dev/null --max-time 2 "http://$1:8000/readyz"; }
+ready() { curl -fs -o /dev/null --max-time 2 "$1/readyz"; }
 
 # The two client groups, one per app replica, each in its own folder under RUN_DIR/PHASE.
 start_groups() {
@@ -139,7 +125,7 @@ start_groups() {
     GROUPS_PIDS=()
     for i in 1 2; do
         mkdir -p "$RUN_DIR/$phase/app$i"
-        WORK=$RUN_DIR/$phase/app$i start_clients "ws://$NET_PREFIX.2$i:8000/ws/chat/" "exec:$COUNTS"
+        WORK=$RUN_DIR/$phase/app$i start_clients "${APP_URLS[$((i - 1))]/http:/ws:}/ws/chat/" "exec:$COUNTS"
         GROUPS_PIDS+=("$CLIENTS_PID")
     done
     CLIENTS_PID=""
@@ -159,7 +145,7 @@ flow() { # flow: every client has about five more acknowledgements
 # primary the sentinels name now; then each group's verdict is checked.
 stop_groups() {
     local primary i
-    primary=$(node_of "$(primary_ip)")
+    primary=$(node_of "$(primary)")
     docker rm -f "$COUNTS" >/dev/null 2>&1 || true
     docker run -d --name "$COUNTS" --network "container:$primary" --entrypoint sleep \
         switchyard-redis:local 600 >/dev/null
@@ -182,47 +168,72 @@ recovered_after() {
 }
 
 up() {
+    local service name url ip
     [ "$(id -u)" = 0 ] || die "needs root (Docker, debootstrap for the images)"
     ensure_apt docker-compose docker-compose
     docker info >/dev/null 2>&1 || die "no Docker engine answers 'docker info'"
     if [ ! -x "$LOAD" ] || [ ! -x "$ROOT/target/release/switchyard" ]; then build_server_and_checker; fi
+    TRAEFIK_PORT=$(free_port) TRAEFIK_API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port) ALERTMANAGER_PORT=$(free_port)
+    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT ALERTMANAGER_PORT
+    use_stack
+    load_stack_env
+    # `up` builds an app image only when it is missing: blue runs this checkout's binary.
     docker image inspect switchyard-os:bookworm switchyard-redis:local >/dev/null 2>&1 ||
         "$ROOT/scripts/images.sh"
-    prepare_app_context "$RUN_DIR/app"
-    docker build -q --build-arg BASE=switchyard-os:bookworm -t "$HOSTS_APP_IMAGE" "$RUN_DIR/app" \
-        >/dev/null 2>"$RUN_DIR/app.err" || { cat "$RUN_DIR/app.err" >&2; die "docker build of $HOSTS_APP_IMAGE failed"; }
-    make_network
-    log "network $HOSTS_NETWORK ($NET_PREFIX.0/24); starting 3 Redis, 3 sentinels, 2 apps"
-    compose up -d >"$RUN_DIR/up.log" 2>&1 || { cat "$RUN_DIR/up.log" >&2; die "docker-compose up failed"; }
-    await 30 "both replicas in sync with redis1" has_replicas "$HOSTS_PROJECT-redis1" 2
-    await 30 "the three sentinels naming redis1" every_sentinel_names "$NET_PREFIX.11"
+    prepare_build
+    compose build -q app_blue >"$RUN_DIR/build.log" 2>&1 || { cat "$RUN_DIR/build.log" >&2; die "the build of app_blue failed"; }
+    log "STACK=compose REDIS_TOPOLOGY=sentinel REPLICAS=$REPLICAS scripts/stack.sh up (project $COMPOSE_PROJECT)"
+    "$ROOT/scripts/stack.sh" up >"$RUN_DIR/stack-up.log" 2>&1 || { tail -n 30 "$RUN_DIR/stack-up.log" >&2; die "the Sentinel compose stack did not come up"; }
+    STORE=${COMPOSE_PROJECT}_store
+    load_stack_env # the STORE_PREFIX `up` picked
+    for service in redis redis2 redis3; do
+        name=$(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT" --filter "label=com.docker.compose.service=$service")
+        ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$STORE\").IPAddress}}" "$name")
+        [ -n "$ip" ] || die "no running container of $service on $STORE"
+        CONTAINER[$ip]=$name NAME[$ip]=$service
+    done
+    SENTINELS=("" "$(sentinel 1)" "$(sentinel 2)" "$(sentinel 3)")
+    APP_URLS=()
+    while read -r name url; do APP_URLS+=("$url"); done <<<"$(color_instances blue)"
+    [ "${#APP_URLS[@]}" = 2 ] || die "2 blue replicas expected, found ${#APP_URLS[@]}: ${APP_URLS[*]}"
+    await 30 "both replicas in sync with redis" has_replicas "$(node_of "$STORE_PREFIX.11")" 2
+    await 30 "the three sentinels naming redis ($STORE_PREFIX.11)" every_sentinel_names "$STORE_PREFIX.11"
     await 30 "the sentinels seeing each other and both replicas" sentinels_see_all
-    await 60 "app1 ready" ready "$NET_PREFIX.21"
-    await 30 "app2 ready" ready "$NET_PREFIX.22"
-    log "stack up: primary $NET_PREFIX.11, apps $NET_PREFIX.21 and .22"
+    for url in "${APP_URLS[@]}"; do await 60 "blue replica $url ready" ready "$url"; done
+    log "stack up: primary redis ($STORE_PREFIX.11), blue replicas ${APP_URLS[*]}"
+}
+
+# monitor_names IP: monitor.sh's snapshot names IP as the Redis primary in use (read whole
+# first: a grep -q that stops early would fail monitor.sh's writes under pipefail).
+monitor_names() {
+    "$ROOT/scripts/monitor.sh" --once >"$RUN_DIR/monitor.txt" 2>&1
+    grep -q "^Redis primary in use: $1:6379 (sentinel)" "$RUN_DIR/monitor.txt"
 }
 
 kill_phase() {
     PHASE="kill"
     local old node when acked
-    old=$(primary_ip)
+    old=$(primary)
     node=$(node_of "$old")
+    check "monitor.sh names $old as the primary in use" wait_until 60 "monitor.sh naming $old" monitor_names "$old"
     start_groups "$PHASE"
     flow
     acked=$(acked_total)
     when=$(date +%s%3N)
-    log "(a) docker kill $node ($old) under $((2 * CLIENTS)) clients"
+    log "(a) docker kill ${NAME[$old]} ($old) under $((2 * CLIENTS)) clients"
     docker kill "$node" >/dev/null
     await 30 "the sentinels electing a new primary" primary_is_not "$old"
-    log "  sentinels elected $(primary_ip) $(($(date +%s%3N) - when)) ms after the kill"
+    log "  sentinels elected $(primary) $(($(date +%s%3N) - when)) ms after the kill"
     recovered_after "$when" "$acked"
+    local new
+    new=$(primary)
+    # Once a ready blue replica has reconnected to it (the first one monitor.sh asks).
+    check "monitor.sh names the new primary $new" wait_until 60 "monitor.sh naming $new" monitor_names "$new"
     flow
     docker start "$node" >/dev/null
-    local new
-    new=$(primary_ip)
-    await 60 "$node back as a replica of $new" is_replica_of "$node" "$new"
-    log "  $node is back as a replica of $new"
-    await 30 "the sentinels seeing $node as a healthy replica" sentinels_see_all
+    await 60 "${NAME[$old]} back as a replica of ${NAME[$new]}" is_replica_of "$node" "$new"
+    log "  ${NAME[$old]} is back as a replica of ${NAME[$new]} ($new)"
+    await 30 "the sentinels seeing ${NAME[$old]} as a healthy replica" sentinels_see_all
     flow
     stop_groups
 }
@@ -246,15 +257,15 @@ partition_phase() {
     PHASE=partition
     local old node when acked probe first_refusal="" acked_after_cut=0 unacked=0
     local before_cut=before-$$ last_unacked="" last_accepted=none
-    old=$(primary_ip)
+    old=$(primary)
     node=$(node_of "$old")
-    check "the primary $node acknowledges writes before the cut" test "$(probe_writes "$node" "$before_cut")" = acknowledged
+    check "the primary ${NAME[$old]} ($old) acknowledges writes before the cut" test "$(probe_writes "$node" "$before_cut")" = acknowledged
     start_groups "$PHASE"
     flow
     acked=$(acked_total)
     when=$(date +%s%3N)
-    log "(b) docker network disconnect $node ($old), still running, under $((2 * CLIENTS)) clients"
-    docker network disconnect "$HOSTS_NETWORK" "$node"
+    log "(b) docker network disconnect $STORE ${NAME[$old]} ($old), still running, under $((2 * CLIENTS)) clients"
+    docker network disconnect "$STORE" "$node"
     # A client on the old primary's side of the cut (redis-cli inside its container).
     local deadline=$((SECONDS + 15))
     while [ -z "$first_refusal" ] && [ $SECONDS -lt $deadline ]; do
@@ -273,15 +284,15 @@ partition_phase() {
     check "the cut-off primary refused writes (NOREPLICAS) within 15 s" test -n "$first_refusal"
     log "  cut-off primary: $unacked probe writes applied but unacknowledged, the last one answered $last_accepted ms after the cut; refused from ${first_refusal:-never} ms"
     await 30 "the sentinels electing a new primary" primary_is_not "$old"
-    log "  sentinels elected $(primary_ip) $(($(date +%s%3N) - when)) ms after the cut"
+    log "  sentinels elected $(primary) $(($(date +%s%3N) - when)) ms after the cut"
     recovered_after "$when" "$acked"
     flow
-    docker network connect --ip "$old" "$HOSTS_NETWORK" "$node"
+    docker network connect --ip "$old" "$STORE" "$node"
     local new
-    new=$(primary_ip)
-    await 60 "$node back as a replica of $new" is_replica_of "$node" "$new"
-    log "  $node reconnected: a replica of $new"
-    await 30 "the sentinels seeing $node as a healthy replica" sentinels_see_all
+    new=$(primary)
+    await 60 "${NAME[$old]} back as a replica of ${NAME[$new]}" is_replica_of "$node" "$new"
+    log "  ${NAME[$old]} reconnected: a replica of ${NAME[$new]} ($new)"
+    await 30 "the sentinels seeing ${NAME[$old]} as a healthy replica" sentinels_see_all
     # What the cut-off primary applied without acknowledging is gone everywhere; the last
     # acknowledged value is what the new primary and the rejoined node hold.
     check "the write acknowledged before the cut survived on the new primary" \

@@ -9,6 +9,11 @@
 # Traefik's dynamic file lives in STACK_DIR/compose/dynamic (mounted into the container), so
 # promotes leave the checkout alone; images are switchyard:blue and switchyard:green, and
 # switchyard:previous is kept for --rollback.
+#
+# REPLICAS (2) is each color's replica count (compose.yml's deploy.replicas and the apps'
+# DESIRED_REPLICAS); REDIS_TOPOLOGY is single (compose.yml's one Redis) or sentinel (3 nodes
+# and 3 sentinels: docker/compose.sentinel.yml on top, see compose()). Both are recorded in
+# the stack's state with the other settings, since every compose call interpolates them again.
 
 COMPOSE_STATE=$STACK_DIR/${STACK:-compose}
 COMPOSE_ENV_FILE=$COMPOSE_STATE/stack.env
@@ -24,19 +29,62 @@ load_stack_env() {
     ALERTMANAGER_PORT=${ALERTMANAGER_PORT:-9093}
     HEALTH_INTERVAL=${HEALTH_INTERVAL:-2s}
     SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
+    REPLICAS=${REPLICAS:-2}
+    REDIS_TOPOLOGY=${REDIS_TOPOLOGY:-single}
+    REDIS_MIN_REPLICAS_ACKED=${REDIS_MIN_REPLICAS_ACKED:-}
+    # With sentinel: the store network's /24 (its first three octets), picked by `up` if unset.
+    STORE_PREFIX=${STORE_PREFIX:-}
     DYNAMIC_DIR=$COMPOSE_STATE/dynamic
     # Same filesystem as the watched directory, outside it.
     STAGING_DIR=$COMPOSE_STATE/staging
     APP_CONTEXT=$COMPOSE_STATE/app
-    # compose.yml's variables.
-    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT ALERTMANAGER_PORT APP_CONTEXT
+    # compose.yml's (and docker/compose.sentinel.yml's) variables.
+    export TRAEFIK_PORT TRAEFIK_API_PORT PROMETHEUS_PORT ALERTMANAGER_PORT APP_CONTEXT REPLICAS
     export TRAEFIK_DYNAMIC_DIR=$DYNAMIC_DIR
-    case "$COMPOSE_IMAGES" in local | official) ;; *) die "COMPOSE_IMAGES is local or official, not '$COMPOSE_IMAGES'" ;; esac
+    case "$COMPOSE_IMAGES" in
+        local) export REDIS_IMAGE=switchyard-redis:local ;;
+        official) export REDIS_IMAGE=redis:7.2-bookworm ;;
+        *) die "COMPOSE_IMAGES is local or official, not '$COMPOSE_IMAGES'" ;;
+    esac
+    [[ "$REPLICAS" =~ ^[1-9][0-9]*$ ]] || die "REPLICAS is a number of app replicas per color (1 or more), not '$REPLICAS'"
+    check_topology
+    # Unset, the server's default for the topology (1 with Sentinel: the overlay's default).
+    if [ -n "$REDIS_MIN_REPLICAS_ACKED" ]; then
+        [[ "$REDIS_MIN_REPLICAS_ACKED" =~ ^[0-9]+$ ]] || die "REDIS_MIN_REPLICAS_ACKED is a number, not '$REDIS_MIN_REPLICAS_ACKED'"
+        export REDIS_MIN_REPLICAS_ACKED
+    fi
+    if [ -n "$STORE_PREFIX" ]; then
+        [[ "$STORE_PREFIX" =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
+            die "STORE_PREFIX is the store network's first three octets (e.g. 10.213.7), not '$STORE_PREFIX'"
+        export STORE_PREFIX
+    fi
+}
+
+# free_store_prefix: 10.213.X of a /24 that no Docker network and no route of this host uses,
+# for the Sentinel stack's store network (its nodes and sentinels have fixed addresses).
+free_store_prefix() {
+    local used third
+    # shellcheck disable=SC2046 # one word per network
+    used=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' $(docker network ls -q); ip route 2>/dev/null || true)
+    for third in $(shuf -i 1-254); do
+        grep -q "10\.213\.$third\." <<<"$used" || { echo "10.213.$third"; return; }
+    done
+    die "no 10.213.X.0/24 is free for the Sentinel stack's store network: set STORE_PREFIX"
+}
+
+# check_topology: the REDIS_TOPOLOGY this stack runs (STACK=swarm replaces it).
+check_topology() {
+    case "$REDIS_TOPOLOGY" in
+        single | sentinel) ;;
+        cluster) die "REDIS_TOPOLOGY=cluster is not available with STACK=$STACK: it runs single (compose.yml's one Redis, the default) or sentinel (docker/compose.sentinel.yml); a Redis Cluster runs on the process stack (STACK=local REDIS_TOPOLOGY=cluster)" ;;
+        *) die "REDIS_TOPOLOGY is single or sentinel with STACK=$STACK, not '$REDIS_TOPOLOGY'" ;;
+    esac
 }
 
 save_stack_env() {
     write_env "$COMPOSE_ENV_FILE" COMPOSE_PROJECT COMPOSE_IMAGES TRAEFIK_PORT TRAEFIK_API_PORT \
-        PROMETHEUS_PORT ALERTMANAGER_PORT HEALTH_INTERVAL SWITCHYARD_BIN
+        PROMETHEUS_PORT ALERTMANAGER_PORT HEALTH_INTERVAL SWITCHYARD_BIN REPLICAS REDIS_TOPOLOGY \
+        REDIS_MIN_REPLICAS_ACKED STORE_PREFIX
 }
 
 # compose ARGS...: docker compose (v2) or docker-compose (v1) on this stack's files and project;
@@ -44,6 +92,7 @@ save_stack_env() {
 compose() {
     local files=(-f "$ROOT/compose.yml") tool=(docker-compose)
     [ "$COMPOSE_IMAGES" = local ] && files+=(-f "$ROOT/docker/compose.local.yml")
+    [ "$REDIS_TOPOLOGY" = sentinel ] && files+=(-f "$ROOT/docker/compose.sentinel.yml")
     docker compose version >/dev/null 2>&1 && tool=(docker compose)
     { "${tool[@]}" -p "$COMPOSE_PROJECT" "${files[@]}" "$@" 2>&1 1>&3 3>&- |
         { grep -v -e 'sub-keys are not supported' -e DEPRECATED -e buildx -e '^ *$' >&2 || true; }; } 3>&1
@@ -51,7 +100,9 @@ compose() {
 
 # The services `up` starts: Grafana has no image without a registry.
 stack_services() {
-    echo redis migrate app_blue app_green traefik prometheus alertmanager
+    echo redis
+    [ "$REDIS_TOPOLOGY" = sentinel ] && echo redis2 redis3 sentinel1 sentinel2 sentinel3
+    echo migrate app_blue app_green traefik prometheus alertmanager
     [ "$COMPOSE_IMAGES" = official ] && echo grafana
     return 0
 }
@@ -77,13 +128,35 @@ container_url() {
     echo "http://$(docker inspect -f "{{(index .NetworkSettings.Networks \"${COMPOSE_PROJECT}_default\").IPAddress}}" "$1"):8000"
 }
 
+# compose_running SERVICE: the names of SERVICE's running containers, sorted, found by the
+# labels compose puts on them (the project name as compose normalises it): `compose ps` starts
+# docker-compose each time, seconds on a loaded machine, and monitor.sh asks every second.
+compose_running() {
+    local project=${COMPOSE_PROJECT,,}
+    docker ps --filter "label=com.docker.compose.project=${project//[^a-z0-9_-]/}" \
+        --filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | sort
+}
+
 # color_instances COLOR: "NAME URL" for every running replica of COLOR.
 color_instances() {
-    local container
-    for container in $(compose ps -q "app_$1" 2>/dev/null); do
-        [ "$(docker inspect -f '{{.State.Running}}' "$container")" = true ] || continue
-        echo "$(docker inspect -f '{{.Name}}' "$container" | sed 's|^/||') $(container_url "$container")"
-    done
+    local name
+    for name in $(compose_running "app_$1"); do echo "$name $(container_url "$name")"; done
+}
+
+# redis_primaries: the Redis primary in use, as a ready replica of the active color reports it
+# (/readyz's redis field: its topology and primary), for monitor.sh and status.
+redis_primaries() {
+    local name url
+    while read -r name url; do
+        [ -n "$name" ] || continue
+        instance_get "$url" /readyz | python3 -c '
+import json, sys
+redis = json.load(sys.stdin).get("redis") or {}
+if not redis.get("primaries"):
+    sys.exit(1)
+print("\n".join(p + " (" + redis["topology"] + ")" for p in redis["primaries"]))' 2>/dev/null && return 0
+    done <<<"$(color_instances "$(active_color)")"
+    echo "unknown (no $(active_color) replica names one)"
 }
 
 # color_of_url URL: the color a Traefik server URL belongs to.
@@ -104,6 +177,10 @@ cmd_up() {
     if [ "$COMPOSE_IMAGES" = local ]; then
         "$ROOT/scripts/images.sh"
         prepare_build
+    fi
+    if [ "$REDIS_TOPOLOGY" = sentinel ] && [ -z "$STORE_PREFIX" ]; then
+        STORE_PREFIX=$(free_store_prefix)
+        export STORE_PREFIX
     fi
     save_stack_env
     mkdir -p "$DYNAMIC_DIR"
@@ -126,6 +203,8 @@ switchyard $STACK stack is up (project $COMPOSE_PROJECT, images: $COMPOSE_IMAGES
   Traefik dashboard     http://127.0.0.1:$TRAEFIK_API_PORT/dashboard/
   Prometheus            http://127.0.0.1:$PROMETHEUS_PORT/   (alerts: /alerts)
   Alertmanager          http://127.0.0.1:$ALERTMANAGER_PORT/
+  replicas per color    $REPLICAS
+  Redis primary         $(redis_primaries | paste -sd' ')
 next: STACK=$STACK scripts/promote.sh, STACK=$STACK scripts/monitor.sh, STACK=$STACK scripts/stack.sh down
 TEXT
 }
@@ -144,6 +223,7 @@ cmd_status() {
     [ -f "$COMPOSE_ENV_FILE" ] || { echo "no compose stack in $COMPOSE_STATE (STACK=compose scripts/stack.sh up)"; return 3; }
     check_engine
     echo "switchyard compose stack $COMPOSE_PROJECT (active: $(active_color), Traefik routes / to $(traefik_active_url 2>/dev/null || echo '?'))"
+    echo "  $REPLICAS replica(s) per color; Redis $REDIS_TOPOLOGY, primary in use: $(redis_primaries | paste -sd' ')"
     compose ps
     for color in blue green; do
         while read -r name url; do

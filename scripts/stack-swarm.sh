@@ -5,9 +5,14 @@
 # dynamic file and switch; these functions replace the ones that differ. docker/swarm.yml
 # says why every service resolves by DNS round robin and ports are published in host mode.
 # Replicas are reached with `docker exec … switchyard healthcheck` (the host has no route into
-# the overlay network).
+# the overlay network). REPLICAS per color as under compose; Redis is compose.yml's one Redis.
 
-SWARM_REPLICAS=${SWARM_REPLICAS:-2}
+# check_topology: Swarm runs compose.yml's single Redis only (the Sentinel overlay's nodes keep
+# per-container volumes and names that a replicated Swarm service does not give).
+check_topology() {
+    [ "$REDIS_TOPOLOGY" = single ] ||
+        die "REDIS_TOPOLOGY=$REDIS_TOPOLOGY is not available with STACK=swarm, which runs single (compose.yml's one Redis); Sentinel runs with STACK=compose REDIS_TOPOLOGY=sentinel"
+}
 
 deploy_stack() {
     local files=(-c "$ROOT/compose.yml")
@@ -77,6 +82,10 @@ cmd_down() {
     docker stack rm "$COMPOSE_PROJECT" >/dev/null 2>&1 || true
     wait_until 90 "the stack's containers and network to go" stack_gone ||
         log "the stack $COMPOSE_PROJECT still has containers or a network left"
+    # `docker stack rm` keeps the named volumes (Redis's data among them), as compose's
+    # `down -v` does not: removed here too.
+    docker volume ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT" | xargs -r docker volume rm >/dev/null ||
+        log "the stack $COMPOSE_PROJECT still has volumes left"
     if [ -f "$COMPOSE_STATE/swarm-started" ]; then
         log "docker swarm leave --force (this stack started the swarm)"
         quiet docker swarm leave --force
@@ -98,6 +107,7 @@ cmd_status() {
     [ -f "$COMPOSE_ENV_FILE" ] || { echo "no swarm stack in $COMPOSE_STATE (STACK=swarm scripts/stack.sh up)"; return 3; }
     check_engine
     echo "switchyard swarm stack $COMPOSE_PROJECT (active: $(active_color), Traefik routes / to $(traefik_active_url 2>/dev/null || echo '?'))"
+    echo "  $REPLICAS replica(s) per color; Redis primary in use: $(redis_primaries | paste -sd' ')"
     docker stack services "$COMPOSE_PROJECT"
     for color in blue green; do
         while read -r name url; do
@@ -132,7 +142,7 @@ start_new_color() {
         build_color_image "$1"
     fi
     quiet timeout "$READY_TIMEOUT" docker service update --detach=false --force --no-resolve-image \
-        --image "switchyard:$1" --replicas "$SWARM_REPLICAS" "$(service "app_$1")"
+        --image "switchyard:$1" --replicas "$REPLICAS" "$(service "app_$1")"
 }
 
 stop_color() { quiet docker service scale --detach=false "$(service "app_$1")=0"; }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The compose stack, checked and then run for real on the local Docker engine:
 #   1. static: `docker-compose config` of compose.yml (alone and with the local profile) and
-#      every file it and the Dockerfiles refer to;
+#      every file it and the Dockerfiles refer to; the topology options rendered (REPLICAS,
+#      REDIS_TOPOLOGY=sentinel: scripts/check-compose.py), and the settings a stack refuses
+#      (REDIS_TOPOLOGY=cluster, a REPLICAS that is no count, Sentinel on Swarm) refused;
 #   2. live: images built without a registry (scripts/images.sh), the stack up in containers
 #      under a private project name on free ports (Redis, 2 blue, 2 green, Traefik,
 #      Prometheus), a few hundred clients through the containerised Traefik sending numbered
@@ -11,8 +13,10 @@
 #      0 lost, 0 doubled, the old color's replicas exited 0 after their drain), Prometheus
 #      scraping every replica, and `down` leaving no container, network or volume behind;
 #   3. Swarm: the same files deployed on a one-node swarm (STACK=swarm; `docker swarm init`
-#      when the engine is not in one, left again at the end), a promote under 100 clients;
-#   4. a Redis Sentinel failover across container hosts (scripts/failover-hosts.sh).
+#      when the engine is not in one, left again at the end) with REPLICAS=1, a promote under
+#      100 clients;
+#   4. the compose stack's Sentinel option (REDIS_TOPOLOGY=sentinel): a Redis failover across
+#      container hosts, the primary killed then cut off (scripts/failover-hosts.sh).
 # The live part is skipped, saying so, where no Docker engine answers (the process stack needs
 # none); REQUIRE_DOCKER=1 makes that a failure. It cleans up after itself even when it fails.
 set -euo pipefail
@@ -49,9 +53,32 @@ static_checks() {
     # The local build context is made by scripts/images.sh; a fresh clone has none yet,
     # and docker-compose refuses a missing build path even when only checking the file.
     APP_CONTEXT="$ROOT" docker-compose -f compose.yml -f docker/compose.local.yml config --quiet
-    log "files and settings the Docker side refers to"
+    log "files and settings the Docker side refers to, the topology options rendered"
     # Debian's python3 has PyYAML (a docker-compose dependency).
     /usr/bin/python3 "$ROOT/scripts/check-compose.py" "$ROOT"
+    log "settings the container stacks refuse, before touching anything"
+    check "STACK=compose refuses REDIS_TOPOLOGY=cluster, saying what it runs" \
+        refuses "REDIS_TOPOLOGY=cluster is not available with STACK=compose: it runs single" STACK=compose REDIS_TOPOLOGY=cluster
+    check "STACK=compose refuses REPLICAS=0" \
+        refuses "REPLICAS is a number of app replicas per color (1 or more), not '0'" STACK=compose REPLICAS=0
+    check "STACK=swarm refuses REDIS_TOPOLOGY=sentinel, naming the stack that runs it" \
+        refuses "REDIS_TOPOLOGY=sentinel is not available with STACK=swarm" STACK=swarm REDIS_TOPOLOGY=sentinel
+}
+
+# refuses TEXT SETTING...: `stack.sh status` with the SETTINGs fails saying TEXT (status: a
+# setting let through would start nothing).
+refuses() {
+    local text=$1 out
+    shift
+    out=$(env "$@" STACK_DIR="$WORK/refused" COMPOSE_PROJECT="$PROJECT-refused" "$ROOT/scripts/stack.sh" status 2>&1) && return 1
+    grep -qF "$text" <<<"$out" || { printf '    %s\n' "$out" >&2; return 1; }
+}
+
+# status_names PRIMARY: `stack.sh status` names PRIMARY as the Redis primary in use.
+status_names() {
+    local out
+    out=$("$ROOT/scripts/stack.sh" status 2>&1)
+    grep -qF "primary in use: $1" <<<"$out" || { grep -F 'primary in use' <<<"$out" >&2; return 1; }
 }
 
 engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
@@ -125,13 +152,15 @@ swarm_test() {
     local swarm_before gwbridge_before
     swarm_before=$(docker info -f '{{.Swarm.LocalNodeState}}')
     gwbridge_before=$(gwbridge)
-    export STACK=swarm COMPOSE_PROJECT=$PROJECT-swarm
+    export STACK=swarm COMPOSE_PROJECT=$PROJECT-swarm REPLICAS=1
     CLIENTS=$SWARM_CLIENTS
-    log "Swarm (engine's swarm: $swarm_before)"
+    log "Swarm (engine's swarm: $swarm_before), REPLICAS=1"
     bring_up
+    check "Swarm runs one blue replica (REPLICAS=1)" test "$(swarm_tasks app_blue)" = 1
     start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "exec:$(docker ps -q --filter "label=com.docker.swarm.service.name=${COMPOSE_PROJECT}_redis")"
     let_traffic_flow
     check "promote to green through Swarm succeeds" promote_ok green
+    check "Swarm runs one green replica (REPLICAS=1)" test "$(swarm_tasks app_green)" = 1
     let_traffic_flow
     stop_clients
     check "every client reconnected (Swarm promote)" test "$(result reconnects)" -ge "$CLIENTS"
@@ -139,11 +168,14 @@ swarm_test() {
     check_nothing_lost
     log "Swarm reconnects: p50 $(result reconnect_latency.p50_ms) ms, p99 $(result reconnect_latency.p99_ms) ms"
     "$ROOT/scripts/stack.sh" down >"$WORK/swarm-down.log" 2>&1 || { cat "$WORK/swarm-down.log" >&2; die "stack.sh down (swarm) failed"; }
-    check "Swarm down leaves no container or network of the stack" \
-        test -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker network ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")"
+    check "Swarm down leaves no container, network or volume of the stack" \
+        test -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker network ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")$(docker volume ls -q --filter "label=com.docker.stack.namespace=$COMPOSE_PROJECT")"
     check "the engine's swarm is as it was ($swarm_before)" test "$(docker info -f '{{.Swarm.LocalNodeState}}')" = "$swarm_before"
     check "the engine's docker_gwbridge is as it was (${gwbridge_before:-absent})" test "$(gwbridge)" = "$gwbridge_before"
 }
+
+# swarm_tasks SERVICE: how many containers of the swarm stack's SERVICE run.
+swarm_tasks() { docker ps -q --filter "label=com.docker.swarm.service.name=${COMPOSE_PROJECT}_$1" | wc -l; }
 
 # gwbridge: the id of the network `docker swarm init` creates, if it exists.
 gwbridge() { docker network ls -q --filter name=^docker_gwbridge$; }
@@ -163,6 +195,7 @@ bring_up
 # its container, as on Swarm.
 start_clients "ws://127.0.0.1:$TRAEFIK_PORT/ws/chat/" "exec:$(running_containers redis)"
 
+check "status names the Redis in use (single: compose.yml's redis)" status_names "redis:6379 (single)"
 log "Prometheus scrapes every replica"
 check "Prometheus scrapes both blue replicas" scrapes_within 30 blue 2
 check "Prometheus scrapes both green replicas" scrapes_within 30 green 2
@@ -196,7 +229,7 @@ check "down leaves no container, network or volume of the project" test -z "$(pr
 
 swarm_test
 
-log "a Redis Sentinel failover across container hosts (scripts/failover-hosts.sh)"
-check "failover across hosts: the primary killed, then cut off; nothing lost or doubled" \
+log "the Sentinel option: a Redis failover across container hosts (scripts/failover-hosts.sh)"
+check "STACK=compose REDIS_TOPOLOGY=sentinel: the primary killed, then cut off; nothing lost or doubled" \
     "$ROOT/scripts/failover-hosts.sh"
 check_summary "compose e2e"
