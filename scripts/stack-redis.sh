@@ -243,8 +243,12 @@ start_cluster_redis() {
     while read -r name port; do
         bus=$1
         shift
+        # A replica's full sync starts at once (Redis waits 5 s by default for more replicas
+        # to share a diskless transfer): a restarted node is back as a replica seconds sooner.
+        # The shards that keep their primary go on serving while a failed one is replaced.
         start_redis_node "$name" "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" --cluster-port "$bus"
+            --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" --cluster-port "$bus" \
+            --repl-diskless-sync-delay 0 --cluster-require-full-coverage no
         nodes+=("127.0.0.1:$port")
     done <<<"$(redis_nodes)"
     wait_nodes_answer
