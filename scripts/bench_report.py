@@ -106,8 +106,10 @@ for topology in ("sentinel", "cluster"):
         continue
     gap = f["longest_ack_gap"]
     ok = f["lost"] == 0 and f["doubled"] == 0 and f["unfinished"] == 0 and gap["p99_ms"] <= 5000
-    row(f"Redis failover ({topology}) under {f['clients']} clients", "0 lost, 0 doubled, first acknowledgement after the kill ≤ 5 s p99",
-        f"{f['lost']} lost, {f['doubled']} doubled; new primary in {f['failover_ms']} ms, acknowledged again (all clients) after {f['recovery_ms']} ms; "
+    layout = f", {f.get('cluster_replicas', 1)} replica(s) per primary" if topology == "cluster" else ""
+    rejoin = f", killed node back in sync after {f['rejoin_ms']} ms" if f.get("rejoin_ms") else ""
+    row(f"Redis failover ({topology}{layout}) under {f['clients']} clients", "0 lost, 0 doubled, first acknowledgement after the kill ≤ 5 s p99",
+        f"{f['lost']} lost, {f['doubled']} doubled; new primary in {f['failover_ms']} ms{rejoin}, acknowledged messages flowing again after {f['recovery_ms']} ms; "
         f"each client's longest wait p50 {gap['p50_ms']} / p99 {gap['p99_ms']} ms", ok,
         f"scripts/bench.sh failover (kill -9 of the primary)")
 c = R.get("coldstart")

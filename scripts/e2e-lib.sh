@@ -47,7 +47,11 @@ start_topology_stack() {
     case "$1" in
         single) extra=(REDIS_PORT="$(free_port)") ;;
         sentinel) extra=(REDIS_PORTS="$(free_ports 3)" SENTINEL_PORTS="$(free_ports 3)") ;;
-        cluster) extra=(REDIS_PORTS="$(free_ports 6)" CLUSTER_BUS_PORTS="$(free_ports 6)") ;;
+        cluster)
+            # 3 primaries and CLUSTER_REPLICAS (1) replicas of each
+            local nodes=$((3 * (1 + ${CLUSTER_REPLICAS:-1})))
+            extra=(REDIS_PORTS="$(free_ports "$nodes")" CLUSTER_BUS_PORTS="$(free_ports "$nodes")")
+            ;;
     esac
     blue=$(free_ports "$replicas")
     green=$(free_ports "$replicas")

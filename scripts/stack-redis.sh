@@ -5,8 +5,9 @@
 #   sentinel  a primary and two replicas (REDIS_PORTS, 3) watched by three sentinels
 #             (SENTINEL_PORTS, 3; quorum 2) under REDIS_MASTER_NAME; every node refuses writes
 #             when no replica has acknowledged it for REDIS_MIN_REPLICAS_MAX_LAG seconds;
-#   cluster   three primaries and three replicas (REDIS_PORTS, 6; their cluster bus on
-#             CLUSTER_BUS_PORTS), made by `redis-cli --cluster create --cluster-replicas 1`.
+#   cluster   three primaries with CLUSTER_REPLICAS replicas each (1: REDIS_PORTS, 6; 2: 9;
+#             their cluster bus on CLUSTER_BUS_PORTS), made by `redis-cli --cluster create
+#             --cluster-replicas CLUSTER_REPLICAS`.
 # Sourced by stack-local.sh, which loads (REDIS_PORT first) and saves these settings with the
 # stack's.
 # shellcheck disable=SC2153 # REDIS_PORT comes from stack-local.sh's load_stack_env
@@ -14,7 +15,7 @@
 # shellcheck disable=SC2034 # saved by stack-local.sh's save_stack_env
 REDIS_SETTINGS=(REDIS_TOPOLOGY REDIS_PORTS SENTINEL_PORTS CLUSTER_BUS_PORTS REDIS_MASTER_NAME
     REDIS_MIN_REPLICAS_ACKED REDIS_MIN_REPLICAS_MAX_LAG SENTINEL_DOWN_AFTER_MS
-    SENTINEL_FAILOVER_TIMEOUT_MS CLUSTER_NODE_TIMEOUT_MS)
+    SENTINEL_FAILOVER_TIMEOUT_MS CLUSTER_NODE_TIMEOUT_MS CLUSTER_REPLICAS)
 
 # The variables the server reads to find its Redis: unset before each app starts, so only
 # the stack's topology reaches it.
@@ -49,6 +50,7 @@ redis_settings() {
     SENTINEL_DOWN_AFTER_MS=${SENTINEL_DOWN_AFTER_MS:-1000}
     SENTINEL_FAILOVER_TIMEOUT_MS=${SENTINEL_FAILOVER_TIMEOUT_MS:-5000}
     CLUSTER_NODE_TIMEOUT_MS=${CLUSTER_NODE_TIMEOUT_MS:-2000}
+    CLUSTER_REPLICAS=${CLUSTER_REPLICAS:-1}
     case "$REDIS_TOPOLOGY" in
         single)
             REDIS_PORTS=$REDIS_PORT SENTINEL_PORTS="" CLUSTER_BUS_PORTS=""
@@ -61,16 +63,20 @@ redis_settings() {
             want_ports SENTINEL_PORTS 3
             ;;
         cluster)
-            REDIS_PORTS=${REDIS_PORTS:-$(port_run "$REDIS_PORT" 6 1)}
-            want_ports REDIS_PORTS 6
+            [[ "$CLUSTER_REPLICAS" =~ ^[12]$ ]] || die "CLUSTER_REPLICAS is 1 or 2 (replicas per primary), not '$CLUSTER_REPLICAS'"
+            REDIS_PORTS=${REDIS_PORTS:-$(port_run "$REDIS_PORT" "$(cluster_size)" 1)}
+            want_ports REDIS_PORTS "$(cluster_size)"
             CLUSTER_BUS_PORTS=${CLUSTER_BUS_PORTS:-$(for port in $(words "$REDIS_PORTS"); do echo $((port + 10000)); done | paste -sd' ')}
             SENTINEL_PORTS=""
-            want_ports CLUSTER_BUS_PORTS 6
+            want_ports CLUSTER_BUS_PORTS "$(cluster_size)"
             ;;
         *) die "REDIS_TOPOLOGY is single, sentinel or cluster, not '$REDIS_TOPOLOGY'" ;;
     esac
     [[ "$REDIS_MIN_REPLICAS_ACKED" =~ ^[0-9]*$ ]] || die "REDIS_MIN_REPLICAS_ACKED is a number, not '$REDIS_MIN_REPLICAS_ACKED'"
 }
+
+# cluster_size: the cluster's nodes, 3 primaries and CLUSTER_REPLICAS replicas of each.
+cluster_size() { echo $((3 * (1 + ${CLUSTER_REPLICAS:-1}))); }
 
 # redis_nodes: "NAME PORT" for every redis-server of the topology (sentinels apart).
 redis_nodes() {
@@ -237,30 +243,35 @@ start_cluster_redis() {
     while read -r name port; do
         bus=$1
         shift
+        # A replica's full sync starts at once (Redis waits 5 s by default for more replicas
+        # to share a diskless transfer): a restarted node is back as a replica seconds sooner.
+        # The shards that keep their primary go on serving while a failed one is replaced.
         start_redis_node "$name" "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" --cluster-port "$bus"
+            --cluster-node-timeout "$CLUSTER_NODE_TIMEOUT_MS" --cluster-port "$bus" \
+            --repl-diskless-sync-delay 0 --cluster-require-full-coverage no
         nodes+=("127.0.0.1:$port")
     done <<<"$(redis_nodes)"
     wait_nodes_answer
     first=$(words "$REDIS_PORTS" | head -n 1)
-    if [ "$(cluster_info "$first" cluster_known_nodes)" != 6 ]; then
-        log "redis: creating the cluster (3 primaries, 3 replicas)"
-        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >>"$LOG_DIR/cluster-create.log" 2>&1 ||
+    if [ "$(cluster_info "$first" cluster_known_nodes)" != "$(cluster_size)" ]; then
+        log "redis: creating the cluster (3 primaries, $CLUSTER_REPLICAS replicas each)"
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$CLUSTER_REPLICAS" --cluster-yes >>"$LOG_DIR/cluster-create.log" 2>&1 ||
             die "redis-cli --cluster create failed: see $LOG_DIR/cluster-create.log"
     fi
     for port in $(words "$REDIS_PORTS"); do
         wait_until 30 "127.0.0.1:$port to report cluster_state:ok" cluster_ok "$port" ||
             die "the cluster did not become ok: see $LOG_DIR/redis-*.log"
         # A replica that never synced would not take over its primary's slots.
-        wait_until 30 "127.0.0.1:$port to have its replica, or its primary, in sync" node_in_sync "$port" ||
+        wait_until 30 "127.0.0.1:$port to have its replicas, or its primary, in sync" node_in_sync "$port" ||
             die "127.0.0.1:$port did not sync with its primary or replica: see $LOG_DIR/redis-*.log"
     done
 }
 
-# node_in_sync PORT: a primary with a replica online, or a replica whose link is up.
+# node_in_sync PORT: a primary with its CLUSTER_REPLICAS replicas online, or a replica whose
+# link is up.
 node_in_sync() {
     case "$(node_role "$1")" in
-        primary) primary_has_replicas "$1" 1 ;;
+        primary) primary_has_replicas "$1" "$CLUSTER_REPLICAS" ;;
         replica*) redis-cli -p "$1" info replication | grep -q '^master_link_status:up' ;;
         *) return 1 ;;
     esac

@@ -13,7 +13,8 @@
 #   sentinel  1 primary + 2 replicas (REDIS_PORTS, default REDIS_PORT..+2) and 3 sentinels
 #             (SENTINEL_PORTS, default REDIS_PORT+20000..+2), master name REDIS_MASTER_NAME;
 #   cluster   3 primaries + 3 replicas (REDIS_PORTS, default REDIS_PORT..+5; cluster bus
-#             CLUSTER_BUS_PORTS, default each port + 10000).
+#             CLUSTER_BUS_PORTS, default each port + 10000); CLUSTER_REPLICAS=2: 3 + 6
+#             (REDIS_PORT..+8).
 # Every app gets the topology's variables (REDIS_TOPOLOGY, REDIS_SENTINELS, REDIS_MASTER_NAME,
 # REDIS_CLUSTER_NODES, or REDIS_URL) and REDIS_MIN_REPLICAS_ACKED when set.
 #

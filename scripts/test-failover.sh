@@ -75,6 +75,7 @@ acked_beyond() { [ "$(acked_so_far)" -gt "$1" ]; }
 # to CLIENTS messages applied before the kill may be acknowledged after it.
 kill_primary() {
     local old name pid killed_at at_kill now
+    REJOIN_MS=""
     old=$(primary_in_use)
     name=$(node_on "${old##*:}")
     pid=$(pid_of "$name") || { log "    no live $name for primary $old"; return 1; }
@@ -92,7 +93,9 @@ kill_primary() {
         # A supervisor's restart (what `scripts/stack.sh up` does for a stopped node): the node
         # rejoins as the replica of its shard's new primary.
         start_redis 2>>"$WORK/restart.log"
-        log "  $name restarted (pid $(pid_of "$name")): $(node_role "${old##*:}")"
+        clock_ms now
+        REJOIN_MS=$((now - killed_at))
+        log "  $name restarted (pid $(pid_of "$name")), in sync $REJOIN_MS ms after the kill: $(node_role "${old##*:}")"
     fi
     wait_until "$FAILOVER_TIMEOUT" "acknowledged messages after the kill" acked_beyond $((at_kill + CLIENTS)) || return 1
     clock_ms now
@@ -168,13 +171,14 @@ run_topology() {
         "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
         return
     fi
-    [ -z "${FAILOVER_RESULTS:-}" ] || python3 - "$WORK/clients.json" "${FAILOVER_MS:-0}" "${RECOVERY_MS:-0}" "$CLIENTS" \
+    [ -z "${FAILOVER_RESULTS:-}" ] || python3 - "$WORK/clients.json" "${FAILOVER_MS:-0}" "${RECOVERY_MS:-0}" "$CLIENTS" "${REJOIN_MS:-0}" "${CLUSTER_REPLICAS:-1}" \
         >"$FAILOVER_RESULTS/failover-$topology.json" <<'PY'
 import json, sys
 verdict = json.load(open(sys.argv[1]))
-print(json.dumps(dict(verdict, scenario="failover", failover_ms=int(sys.argv[2]), recovery_ms=int(sys.argv[3]), clients=int(sys.argv[4]))))
+print(json.dumps(dict(verdict, scenario="failover", failover_ms=int(sys.argv[2]), recovery_ms=int(sys.argv[3]), clients=int(sys.argv[4]),
+                      rejoin_ms=int(sys.argv[5]), cluster_replicas=int(sys.argv[6]))))
 PY
-    REPORT+=("$topology: killed $KILLED; new primary named in ${FAILOVER_MS:-?} ms; acknowledged again after ${RECOVERY_MS:-?} ms; $(result messages_acked) acknowledged, lost $(result lost), doubled $(result doubled), store errors resent $(result store_errors), each client's longest wait for an acknowledgement p50 $(result longest_ack_gap.p50_ms) / p99 $(result longest_ack_gap.p99_ms) ms, reconnect p99 $(result reconnect_latency.p99_ms) ms")
+    REPORT+=("$topology: killed $KILLED; new primary named in ${FAILOVER_MS:-?} ms;${REJOIN_MS:+ killed node restarted and in sync after $REJOIN_MS ms;} acknowledged again after ${RECOVERY_MS:-?} ms; $(result messages_acked) acknowledged, lost $(result lost), doubled $(result doubled), store errors resent $(result store_errors), each client's longest wait for an acknowledgement p50 $(result longest_ack_gap.p50_ms) / p99 $(result longest_ack_gap.p99_ms) ms, reconnect p99 $(result reconnect_latency.p99_ms) ms")
     "$ROOT/scripts/stack.sh" down >>"$WORK/stack-down.log" 2>&1
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use switchyard::config::{NodeAuth, RedisConfig, StoreConfig, Topology};
-use switchyard::store::{SessionStore, contract};
+use switchyard::store::{Applied, SessionStore, StoreError, contract};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -474,4 +474,48 @@ async fn a_cluster_primary_killed_loses_and_doubles_nothing() {
     let finished = clients.finish().await;
     assert_exactly_once(&config, finished, killed_at).await;
     assert_names_primaries(server.addr, "cluster", &cluster.primaries().await).await;
+}
+
+/// The replica acknowledgement asks only the primary that applied a write: with one shard's
+/// replica gone, that shard's writes are not acknowledged (`outcome_unknown`, resent by the
+/// client), and the other shards' writes are (with one `WAIT` to every primary they were not).
+#[tokio::test]
+async fn a_shard_without_replica_holds_up_only_its_own_acknowledgements() {
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
+    let mut cluster = TestCluster::start().await;
+    let store = store(&cluster_config(&cluster));
+    let mut sessions = Vec::new();
+    for _ in 0..24 {
+        let id = store.open(None).await.expect("open").id;
+        let port = cluster.primary_holding(&format!("session:{{{id}}}")).await;
+        sessions.push((id, port));
+    }
+    let broken = sessions[0].1;
+    let (stalled, _) = sessions[0];
+    let (healthy, _) = *sessions
+        .iter()
+        .find(|(_, port)| *port != broken)
+        .expect("24 new sessions fall on more than one of 3 shards");
+    cluster.kill_the_replica_of(broken).await;
+
+    assert_eq!(
+        store.apply(healthy, Some(1)).await.expect("acknowledged"),
+        Applied::Counted { count: 1 }
+    );
+    let unacked = store.apply(stalled, Some(1)).await;
+    assert!(
+        matches!(&unacked, Err(StoreError::OutcomeUnknown(_))),
+        "{unacked:?}"
+    );
+    // Resent with the same seq: counted once, still not acknowledged.
+    let resent = store.apply(stalled, Some(1)).await;
+    assert!(
+        matches!(&resent, Err(StoreError::OutcomeUnknown(_))),
+        "{resent:?}"
+    );
+    // The healthy shard goes on.
+    assert_eq!(
+        store.apply(healthy, Some(2)).await.expect("acknowledged"),
+        Applied::Counted { count: 2 }
+    );
 }

@@ -15,7 +15,7 @@ use deadpool_redis::{Config as PoolConfig, Connection, Pool, Runtime};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
@@ -33,33 +33,96 @@ pub(crate) enum Link {
     Cluster(ClusterConnection),
 }
 
+/// On a cluster: the connection a write travelled on — the node (`CLUSTER MYID`) and this
+/// link's client on it (`CLIENT ID`) — which a `WAIT` must match to count for the write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct NodeClient {
+    pub(crate) node: String,
+    pub(crate) client: i64,
+}
+
+/// A cluster write: the connection that applied it, and its key (whose slot routes its `WAIT`).
+#[derive(Debug, Clone)]
+pub(crate) struct Written {
+    pub(crate) by: NodeClient,
+    pub(crate) key: String,
+}
+
+/// `cmd` (a write on `key`) then `CLUSTER MYID` and `CLIENT ID`, in one pipeline to the
+/// primary of `key`'s slot: the write's answer (a server error included, for the caller to
+/// judge) and the connection that applied it.
+pub(crate) async fn write_on_key(
+    cluster: &mut ClusterConnection,
+    cmd: Cmd,
+    key: &str,
+) -> redis::RedisResult<(Value, NodeClient)> {
+    let mut pipe = redis::pipe();
+    pipe.add_command(cmd);
+    identified(cluster, pipe, key).await
+}
+
+/// Runs `pipe` (one command) followed by `CLUSTER MYID` and `CLIENT ID` on the primary of
+/// `key`'s slot, on one connection: the command's answer and that connection.
+async fn identified(
+    cluster: &mut ClusterConnection,
+    mut pipe: Pipeline,
+    key: &str,
+) -> redis::RedisResult<(Value, NodeClient)> {
+    pipe.cmd("CLUSTER").arg("MYID").cmd("CLIENT").arg("ID");
+    let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+    let answers = cluster.route_pipeline(pipe, 0, 3, route).await?;
+    let [answer, node, client]: [Value; 3] =
+        answers.try_into().map_err(|answers: Vec<Value>| {
+            redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "a pipeline of 3 commands got another number of answers",
+                answers.len().to_string(),
+            ))
+        })?;
+    let by = NodeClient {
+        node: redis::FromRedisValue::from_redis_value(node)?,
+        client: redis::FromRedisValue::from_redis_value(client)?,
+    };
+    Ok((answer, by))
+}
+
 impl Link {
-    /// `WAIT replicas timeout_ms` on the node, or on every primary of a cluster: the replicas
-    /// each primary answered (a cluster's fan-out silently leaves out a primary it has no
-    /// connection to, so the caller checks how many answered).
-    pub(crate) async fn wait(
-        &mut self,
-        replicas: u32,
-        timeout_ms: u64,
-    ) -> redis::RedisResult<Vec<i64>> {
+    /// `WAIT replicas timeout_ms` on a node link: the replicas that have its writes.
+    pub(crate) async fn wait(self, replicas: u32, timeout_ms: u64) -> redis::RedisResult<i64> {
         let mut wait = redis::cmd("WAIT");
         wait.arg(replicas).arg(timeout_ms);
-        match self {
-            Link::Node(c) => Ok(vec![wait.query_async(c).await?]),
-            Link::Cluster(c) => {
-                let answers = c
-                    .route_command(
-                        wait,
-                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-                    )
-                    .await?;
-                let answers: Vec<(String, redis::Value)> =
-                    redis::FromRedisValue::from_redis_value(answers)?;
-                answers
-                    .into_iter()
-                    .map(|(_, answer)| Ok(redis::FromRedisValue::from_redis_value(answer)?))
-                    .collect()
-            }
+        let mut link = self;
+        wait.query_async(&mut link).await
+    }
+
+    /// `WAIT replicas timeout_ms` on the primary of the slot of `written`'s key: the replicas
+    /// that have its writes, if that primary is the node, and this the connection, that
+    /// applied `written` (otherwise an error: the `WAIT` would not cover it).
+    pub(crate) async fn wait_on(
+        self,
+        written: &Written,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<i64> {
+        let Link::Cluster(mut cluster) = self else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster write's WAIT on a node link",
+            )));
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        let (answer, by) = identified(&mut cluster, pipe, &written.key).await?;
+        if by != written.by {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the write's connection is gone (its slot moved, or its node was reconnected), so no WAIT can cover it",
+                format!("written by {:?}, WAIT reached {by:?}", written.by),
+            )));
+        }
+        match answer {
+            Value::ServerError(error) => Err(error.into()),
+            answer => Ok(redis::FromRedisValue::from_redis_value(answer)?),
         }
     }
 

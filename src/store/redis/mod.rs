@@ -24,13 +24,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncCommands, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind,
+    Value,
 };
 use uuid::Uuid;
 
 use self::acks::Acks;
-use self::link::{Connector, Link};
+use self::link::{Connector, Link, Written};
 use super::{Applied, LEGACY_MIGRATIONS_KEY, MIGRATIONS_KEY, Opened, StoreError, session_key};
 use crate::config::RedisConfig;
 
@@ -232,14 +234,15 @@ impl RedisStore {
     }
 
     /// Waits, by `deadline`, until REDIS_MIN_REPLICAS_ACKED replicas have every write `used`
-    /// carried so far: an applied write not known to be on them is of unknown outcome.
-    async fn replicated(&self, used: &Shared, deadline: Instant) -> Result<(), StoreError> {
-        let primaries = self
-            .primaries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        let confirmed = used.acks.confirm(&used.link, primaries, deadline);
+    /// carried so far (on a cluster, every write of the connection that applied `written`):
+    /// an applied write not known to be on them is of unknown outcome.
+    async fn replicated(
+        &self,
+        used: &Shared,
+        written: Option<&Written>,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        let confirmed = used.acks.confirm(&used.link, written, deadline);
         match tokio::time::timeout_at(deadline, confirmed).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_acked)) => {
@@ -260,7 +263,7 @@ impl RedisStore {
     pub async fn open(&self, requested: Option<Uuid>) -> Result<Opened, StoreError> {
         let deadline = self.deadline();
         if let Some(id) = requested {
-            let (found, _): (Option<(u64, i64)>, _) = self
+            let (found, _, _): (Option<(u64, i64)>, _, _) = self
                 .eval(deadline, &self.open, session_key(id), &[&self.ttl_secs])
                 .await?;
             if let Some((count, last_seq)) = found {
@@ -273,10 +276,10 @@ impl RedisStore {
             }
         }
         let id = Uuid::new_v4();
-        let (_, used): (i64, _) = self
+        let (_, used, written): (i64, _, _) = self
             .eval(deadline, &self.create, session_key(id), &[&self.ttl_secs])
             .await?;
-        self.replicated(&used, deadline).await?;
+        self.replicated(&used, written.as_ref(), deadline).await?;
         Ok(Opened {
             id,
             count: 0,
@@ -288,7 +291,7 @@ impl RedisStore {
     pub async fn apply(&self, id: Uuid, seq: Option<i64>) -> Result<Applied, StoreError> {
         let deadline = self.deadline();
         let seq = seq.map(|s| s.to_string()).unwrap_or_default();
-        let ((outcome, value), used): ((u8, i64), _) = self
+        let ((outcome, value), used, written): ((u8, i64), _, _) = self
             .eval(
                 deadline,
                 &self.apply,
@@ -310,7 +313,7 @@ impl RedisStore {
         };
         // A duplicate too: the first attempt's write may not be on the replicas yet (the
         // duplicate's own EXPIRE, a write, comes after it on this primary, so WAIT covers it).
-        self.replicated(&used, deadline).await?;
+        self.replicated(&used, written.as_ref(), deadline).await?;
         Ok(applied)
     }
 
@@ -347,30 +350,48 @@ impl RedisStore {
     /// (redis's `ScriptInvocation` future is ~7 KiB). When the node has not got the script
     /// (a Redis restart emptied its cache, or a failover or reshard moved the key to a node
     /// that never ran it) the script's source is sent with EVAL, on the same key — so a
-    /// cluster routes it to the key's node — which also caches it there.
+    /// cluster routes it to the key's node — which also caches it there. On a cluster it also
+    /// returns the connection that applied the write (see `acks`).
     async fn eval<T: FromRedisValue>(
         &self,
         deadline: Instant,
         script: &Lua,
         key: String,
         args: &[&str],
-    ) -> Result<(T, Arc<Shared>), StoreError> {
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(&script.sha).arg(1).arg(&key).arg(args);
-        self.call_on(deadline, |mut c| async move {
-            match evalsha.query_async(&mut c).await {
-                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    Box::pin(async {
-                        let mut eval = redis::cmd("EVAL");
-                        eval.arg(script.source).arg(1).arg(&key).arg(args);
-                        eval.query_async(&mut c).await
-                    })
-                    .await
+    ) -> Result<(T, Arc<Shared>, Option<Written>), StoreError> {
+        let key = key.as_str();
+        let command = |cached: bool| {
+            let mut cmd = if cached {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(&script.sha);
+                cmd
+            } else {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(script.source);
+                cmd
+            };
+            cmd.arg(1).arg(key).arg(args);
+            cmd
+        };
+        let ((value, written), shared) = self
+            .call_on(deadline, |mut c| async move {
+                match &mut c {
+                    Link::Node(_) => match command(true).query_async(&mut c).await {
+                        Err(error)
+                            if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                        {
+                            Box::pin(command(false).query_async(&mut c)).await
+                        }
+                        result => result,
+                    }
+                    .map(|value| (value, None)),
+                    Link::Cluster(cluster) => Box::pin(eval_on_cluster(cluster, command, key))
+                        .await
+                        .map(|(value, written)| (value, Some(written))),
                 }
-                result => result,
-            }
-        })
-        .await
+            })
+            .await?;
+        Ok((value, shared, written))
     }
 
     pub async fn applied_migrations(&self) -> Result<HashSet<String>, StoreError> {
@@ -402,6 +423,38 @@ impl RedisStore {
         }
         Ok(())
     }
+}
+
+/// A script's write on a cluster (`command(cached)`: EVALSHA, or EVAL when the node lacks the
+/// script) with the connection that applied it. A write the node refused (`MOVED` after a
+/// failover, …) is followed by a plain command on the key, so that the cluster connection
+/// follows the redirect and refreshes its slot map (a pipeline's answers are not inspected by
+/// it), and the refusal is returned: nothing was applied, the client resends.
+async fn eval_on_cluster<T: FromRedisValue>(
+    cluster: &mut ClusterConnection,
+    command: impl Fn(bool) -> redis::Cmd,
+    key: &str,
+) -> RedisResult<(T, Written)> {
+    let (mut answer, mut by) = link::write_on_key(cluster, command(true), key).await?;
+    if let Value::ServerError(error) = &answer
+        && error.kind() == Some(ServerErrorKind::NoScript)
+    {
+        (answer, by) = link::write_on_key(cluster, command(false), key).await?;
+    }
+    if let Value::ServerError(error) = answer {
+        if matches!(
+            error.kind(),
+            Some(ServerErrorKind::Moved | ServerErrorKind::Ask)
+        ) {
+            let _: RedisResult<Value> = redis::cmd("EXISTS").arg(key).query_async(cluster).await;
+        }
+        return Err(error.into());
+    }
+    let written = Written {
+        by,
+        key: key.to_owned(),
+    };
+    Ok((T::from_redis_value(answer)?, written))
 }
 
 /// A script of this store: its source (sent with EVAL when a node lacks it) and its hash.

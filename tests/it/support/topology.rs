@@ -98,6 +98,21 @@ where
     }
 }
 
+/// Waits (FORM_TIMEOUT at most) until the primary on `port` counts `count` connected replicas.
+async fn replicas_become(port: u16, count: usize, what: &str) {
+    let count = count.to_string();
+    within(
+        FORM_TIMEOUT,
+        what,
+        until(|| async {
+            info_field(port, "replication", "connected_slaves")
+                .await
+                .is_some_and(|n| n == count)
+        }),
+    )
+    .await;
+}
+
 /// A `redis-sentinel` process and its configuration directory.
 struct SentinelProcess {
     port: u16,
@@ -133,17 +148,7 @@ impl TestSentinel {
             ]);
             nodes.push(TestRedis::start_with(free_port(), args).await);
         }
-        within(
-            FORM_TIMEOUT,
-            "both replicas to sync",
-            until(|| async {
-                info_field(primary_port, "replication", "connected_slaves")
-                    .await
-                    .as_deref()
-                    == Some("2")
-            }),
-        )
-        .await;
+        replicas_become(primary_port, 2, "both replicas to sync").await;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             sentinels.push(start_sentinel(primary_port).await);
@@ -420,6 +425,34 @@ impl TestCluster {
             }),
         )
         .await;
+    }
+
+    /// The port of the primary that holds `key` (the others answer `MOVED`).
+    pub(crate) async fn primary_holding(&self, key: &str) -> u16 {
+        for port in self.primaries().await {
+            if query::<i64>(port, redis::cmd("EXISTS").arg(key)).await == Ok(1) {
+                return port;
+            }
+        }
+        panic!("no primary holds {key}");
+    }
+
+    /// SIGKILLs the replica of the primary on `primary` and waits until that primary counts
+    /// no replica: its writes can no longer be acknowledged.
+    pub(crate) async fn kill_the_replica_of(&mut self, primary: u16) {
+        let mut replica = None;
+        for (index, node) in self.nodes.iter().enumerate() {
+            if info_field(node.port(), "replication", "master_port")
+                .await
+                .as_deref()
+                == Some(primary.to_string().as_str())
+            {
+                replica = Some(index);
+            }
+        }
+        let index = replica.expect("the primary has a replica");
+        self.nodes[index].kill().await;
+        replicas_become(primary, 0, "the primary to see its replica gone").await;
     }
 
     /// Restarts the killed node (it rejoins as a replica of its promoted one) and waits until
