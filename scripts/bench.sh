@@ -39,7 +39,7 @@ trap cleanup EXIT
 
 build() {
     log "building release binaries"
-    cargo build --release --quiet -p switchyard -p switchyard-load
+    cargo_build_release
 }
 
 start_redis() { start_scratch_redis "$WORK/redis.log"; }

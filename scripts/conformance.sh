@@ -137,7 +137,7 @@ ensure_venv2 "$PY2"
 BIN=${SWITCHYARD_BIN:-}
 if [ -z "$BIN" ]; then
     log "building the release binary"
-    cargo build --release --quiet -p switchyard
+    cargo_build_release
     BIN=$ROOT/target/release/switchyard
 fi
 rm -rf "$REPORT"

@@ -14,7 +14,7 @@ LOAD=$ROOT/target/release/switchyard-load
 # build_server_and_checker: the server and the checker, release builds.
 build_server_and_checker() {
     log "building the release binaries (switchyard, switchyard-load)"
-    (cd "$ROOT" && cargo build --release --quiet -p switchyard -p switchyard-load)
+    cargo_build_release
 }
 
 check() { # check DESCRIPTION COMMAND...

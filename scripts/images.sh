@@ -104,7 +104,7 @@ service_image() {
 app_image() {
     if [ ! -x "$SWITCHYARD_BIN" ]; then
         log "building the release binary (cargo build --release)"
-        (cd "$ROOT" && cargo build --release --locked --quiet --bin switchyard)
+        cargo_build_release
     fi
     prepare_app_context "$IMAGES_DIR/context/app"
     build switchyard:latest "$IMAGES_DIR/context/app"

@@ -10,6 +10,14 @@ VENV=${SWITCHYARD_VENV:-$ROOT/.venv}
 print_help() { sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"; }
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# cargo_build_release: the workspace's release binaries (switchyard, switchyard-load), built
+# the same way by every script. Building one package alone resolves the dependencies' features
+# differently (the load generator's are not unified in), which compiles them all a second time.
+cargo_build_release() {
+    command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
+    (cd "$ROOT" && cargo build --release --quiet --workspace)
+}
+
 die() { log "error: $*"; exit 1; }
 
 # ensure_apt COMMAND PACKAGE: install PACKAGE from Debian when COMMAND is missing (without

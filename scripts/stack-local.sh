@@ -169,7 +169,7 @@ build_release() {
     if [ "$SWITCHYARD_BIN" = "$ROOT/target/release/switchyard" ]; then
         command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust with rustup (https://rustup.rs)"
         log "building the release binary (cargo build --release)"
-        (cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+        cargo_build_release
     fi
     [ -x "$SWITCHYARD_BIN" ] || die "no switchyard binary at $SWITCHYARD_BIN"
     server_reads_topology "$SWITCHYARD_BIN" ||

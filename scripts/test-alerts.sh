@@ -178,7 +178,7 @@ check "the compose stack's Prometheus and Alertmanager configurations are valid"
 ensure_redis
 ensure_venv
 log "building the release binary"
-(cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+cargo_build_release
 start_topology_stack single 1
 start_monitoring
 

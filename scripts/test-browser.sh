@@ -62,7 +62,7 @@ build_binary() {
     if [ -z "${SWITCHYARD_BIN:-}" ]; then
         command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (rustup) to build the server"
         log "building the release binary (cargo build --release)"
-        (cd "$ROOT" && timeout 1200 cargo build --release --quiet --bin switchyard)
+        cargo_build_release
     fi
     [ -x "$BIN" ] || die "no server binary at $BIN"
 }

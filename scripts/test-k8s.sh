@@ -73,7 +73,7 @@ log "promote --dry-run: $(grep -c '\$ ' "$WORK/plan/promote.txt") commands plann
 cat "$WORK/plan/promote.txt" >&2
 
 # The binary checks what each server pod would be configured with (serve --check-config).
-(cd "$ROOT" && cargo build --release --quiet --bin switchyard)
+cargo_build_release
 K8S_SWITCHYARD_BIN=$ROOT/target/release/switchyard K8S_RENDER_DIR=$WORK/render K8S_PLAN_DIR=$WORK/plan K8S_PLAN_IMAGE=$PLAN_IMAGE \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider -p no:locust tests/k8s || fail "tests/k8s (pytest)"
 

@@ -99,7 +99,7 @@ PY
 ensure_redis
 ensure_venv
 log "building release binaries"
-cargo build --release --quiet -p switchyard -p switchyard-load
+cargo_build_release
 start_redis_and_server
 URL=ws://127.0.0.1:$PORT
 tool "k6 chat.js" "$VENV/bin/k6" run -q -e BASE_URL="$URL" -e VUS=5 -e DURATION=3s loadtest/k6/chat.js
