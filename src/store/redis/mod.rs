@@ -19,7 +19,6 @@ pub(crate) mod link;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -47,23 +46,6 @@ struct Shared {
     generation: Generation,
     link: Link,
     acks: Acks,
-    /// When it was built, and the last call it answered (ms after `built`): a cluster link
-    /// that still answers some calls is not stuck when others time out.
-    built: Instant,
-    answered_ms: AtomicU64,
-}
-
-impl Shared {
-    fn answered(&self) {
-        let ms = u64::try_from(self.built.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.answered_ms.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    /// Whether it answered a call after `since`.
-    fn answered_since(&self, since: Instant) -> bool {
-        let ms = self.answered_ms.load(Ordering::Relaxed);
-        self.built + Duration::from_millis(ms) > since
-    }
 }
 
 pub struct RedisStore {
@@ -164,8 +146,6 @@ impl RedisStore {
             generation: *generation,
             link,
             acks: Acks::new(self.min_replicas_acked),
-            built: Instant::now(),
-            answered_ms: AtomicU64::new(0),
         });
         *self
             .primaries
@@ -178,24 +158,14 @@ impl RedisStore {
     /// Drops a link that failed, unless it repairs itself (the cluster's).
     fn discard(&self, used: &Shared) {
         if !used.link.heals_itself() {
-            self.drop_link(used);
+            self.discard_stuck(used);
         }
     }
 
-    /// After a call that began at `began` gave no answer in time: a node link is dropped; a
-    /// cluster link only if it answered nothing since then. Its calls to a dead primary's slots
-    /// time out until the cluster promotes a replica while the other shards' calls go on, and
-    /// rebuilding it for those would stall every shard; but a cluster connection seen stuck
-    /// after a failover under load (every call timing out long after the new primary was
-    /// serving) is rebuilt rather than trusted to repair itself.
-    fn timed_out(&self, used: &Shared, began: Instant) {
-        if !(used.link.heals_itself() && used.answered_since(began)) {
-            self.drop_link(used);
-        }
-    }
-
-    /// Drops a link, whatever its kind.
-    fn drop_link(&self, used: &Shared) {
+    /// Drops a link that gave no answer in time, whatever its kind: a cluster connection seen
+    /// stuck after a failover under load (every call timing out long after the new primary
+    /// was serving) is rebuilt rather than trusted to repair itself.
+    fn discard_stuck(&self, used: &Shared) {
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         if shared
             .as_ref()
@@ -235,22 +205,18 @@ impl RedisStore {
                 )));
             }
         };
-        let began = Instant::now();
         match tokio::time::timeout_at(deadline, call(shared.link.clone())).await {
-            Ok(Ok(value)) => {
-                shared.answered();
-                Ok((value, shared))
-            }
+            Ok(Ok(value)) => Ok((value, shared)),
             Ok(Err(error)) => {
                 if error.is_timeout() {
-                    self.timed_out(&shared, began);
+                    self.discard_stuck(&shared);
                 } else if breaks_link(&error) {
                     self.discard(&shared);
                 }
                 Err(classify(error))
             }
             Err(_) => {
-                self.timed_out(&shared, began);
+                self.discard_stuck(&shared);
                 Err(StoreError::OutcomeUnknown(format!(
                     "no answer within {:?}",
                     self.timeout
