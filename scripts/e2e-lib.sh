@@ -43,22 +43,27 @@ stop_clients_now() { if [ -n "$CLIENTS_PID" ]; then kill "$CLIENTS_PID" 2>/dev/n
 # first blue replica's, TRAEFIK_API_PORT, ...) and functions loaded; recorded in STACKS for the
 # caller's cleanup.
 start_topology_stack() {
-    local extra=() replicas=${2:-2} blue green
+    local replicas=${2:-2} nodes=1 others=0 ports=() extra=()
     case "$1" in
-        single) extra=(REDIS_PORT="$(free_port)") ;;
-        sentinel) extra=(REDIS_PORTS="$(free_ports 3)" SENTINEL_PORTS="$(free_ports 3)") ;;
-        cluster)
-            # 3 primaries and CLUSTER_REPLICAS (1) replicas of each
-            local nodes=$((3 * (1 + ${CLUSTER_REPLICAS:-1})))
-            extra=(REDIS_PORTS="$(free_ports "$nodes")" CLUSTER_BUS_PORTS="$(free_ports "$nodes")")
-            ;;
+        sentinel) nodes=3 others=3 ;; # others: the sentinels
+        # 3 primaries and CLUSTER_REPLICAS (1) replicas of each; others: their bus ports
+        cluster) nodes=$((3 * (1 + ${CLUSTER_REPLICAS:-1}))) others=$nodes ;;
     esac
-    blue=$(free_ports "$replicas")
-    green=$(free_ports "$replicas")
+    # Every port of the stack from one draw: separate draws can return the same free port.
+    read -ra ports <<<"$(free_ports $((nodes + others + 2 * replicas + 2)))"
+    local at=$((nodes + others))
+    local redis="${ports[*]:0:nodes}" more="${ports[*]:nodes:others}"
+    local blue="${ports[*]:at:replicas}" green="${ports[*]:at+replicas:replicas}"
+    local traefik=${ports[at + 2 * replicas]} api=${ports[at + 2 * replicas + 1]}
+    case "$1" in
+        single) extra=(REDIS_PORT="$redis") ;;
+        sentinel) extra=(REDIS_PORTS="$redis" SENTINEL_PORTS="$more") ;;
+        cluster) extra=(REDIS_PORTS="$redis" CLUSTER_BUS_PORTS="$more") ;;
+    esac
     STACKS+=("$STACK_DIR")
     env REDIS_TOPOLOGY="$1" REPLICAS="$replicas" BLUE_PORTS="$blue" GREEN_PORTS="$green" \
         BLUE_PORT="${blue%%[[:space:]]*}" GREEN_PORT="${green%%[[:space:]]*}" \
-        TRAEFIK_PORT="$(free_port)" TRAEFIK_API_PORT="$(free_port)" HEALTH_INTERVAL=1s "${extra[@]}" \
+        TRAEFIK_PORT="$traefik" TRAEFIK_API_PORT="$api" HEALTH_INTERVAL=1s "${extra[@]}" \
         SWITCHYARD_ENV="${SWITCHYARD_ENV:-}" "$ROOT/scripts/stack.sh" up >"$WORK/stack-up.log" 2>&1 || { tail -n 30 "$WORK/stack-up.log"; die "the $1 stack did not come up"; }
     use_stack
     load_stack_env

@@ -56,8 +56,10 @@ generator_drain() {
 
 start_stack() {
     export STACK_DIR=$WORK/stack
-    REDIS_PORT=$(free_port) BLUE_PORT=$(free_port) GREEN_PORT=$(free_port) TRAEFIK_PORT=$(free_port) \
-        TRAEFIK_API_PORT=$(free_port) HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" SWITCHYARD_ENV="DRAIN_SPREAD_MS=500" \
+    local ports=() # one draw: separate draws can return the same free port
+    read -ra ports <<<"$(free_ports 5)"
+    REDIS_PORT=${ports[0]} BLUE_PORT=${ports[1]} GREEN_PORT=${ports[2]} TRAEFIK_PORT=${ports[3]} \
+        TRAEFIK_API_PORT=${ports[4]} HEALTH_INTERVAL=1s SWITCHYARD_BIN="$SERVER" SWITCHYARD_ENV="DRAIN_SPREAD_MS=500" \
         "$ROOT/scripts/stack.sh" up >"$WORK/stack.log" 2>&1 || { cat "$WORK/stack.log"; die "stack did not come up"; }
     # shellcheck source=/dev/null # written by stack.sh up
     . "$STACK_DIR/stack.env"
