@@ -243,6 +243,18 @@ async fn cluster_keeps_the_store_contract_and_migrates() {
     store_contract_and_migration(&cluster_config(&cluster), old).await;
 }
 
+#[tokio::test]
+async fn cluster_without_the_replica_acknowledgement_keeps_the_store_contract() {
+    let _one = crate::support::ONE_HEAVY_TEST_AT_A_TIME.lock().await;
+    let cluster = TestCluster::start().await;
+    let topology = Topology::cluster(&cluster.addrs()).expect("valid");
+    let config = RedisConfig::with_topology(topology, STORE_TIMEOUT_MS, Some(0)).expect("valid");
+    let store = store(&config);
+    contract::messages_count_and_resume_keeps_the_count(&store).await;
+    contract::the_seq_rule_is_gapless(&store).await;
+    contract::a_missing_session_is_never_recreated(&store).await;
+}
+
 /// The readiness body and the primary-info metric name the topology and its primaries.
 async fn assert_names_primaries(addr: SocketAddr, topology: &str, primaries: &[u16]) {
     let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))

@@ -373,10 +373,17 @@ impl RedisStore {
             cmd.arg(1).arg(key).arg(args);
             cmd
         };
+        // Only a write whose WAIT must be sent needs to know the connection that applied it.
+        let identify = self.min_replicas_acked > 0;
         let ((value, written), shared) = self
             .call_on(deadline, |mut c| async move {
                 match &mut c {
-                    Link::Node(_) => match command(true).query_async(&mut c).await {
+                    Link::Cluster(cluster) if identify => {
+                        Box::pin(eval_on_cluster(cluster, command, key))
+                            .await
+                            .map(|(value, written)| (value, Some(written)))
+                    }
+                    _ => match command(true).query_async(&mut c).await {
                         Err(error)
                             if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
                         {
@@ -385,9 +392,6 @@ impl RedisStore {
                         result => result,
                     }
                     .map(|value| (value, None)),
-                    Link::Cluster(cluster) => Box::pin(eval_on_cluster(cluster, command, key))
-                        .await
-                        .map(|(value, written)| (value, Some(written))),
                 }
             })
             .await?;
